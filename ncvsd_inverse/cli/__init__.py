@@ -1,0 +1,1 @@
+"""Command-line entry points (click). Each command maps flags onto the library's API."""

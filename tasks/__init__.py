@@ -1,0 +1,211 @@
+"""Task presets: a forward model, its measurement noise and the solver settings, as plain YAML.
+
+``load_task("sr4x")`` reads ``tasks/sr4x.yaml`` shipped with the package; ``load_task(path)``
+reads a user's copy. Unknown keys and out-of-range values raise :class:`TaskError` naming the
+key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from operators import (Blur, Denoising, Inpainting, Operator, PhaseRetrieval, SuperResolution,
+                       box_mask, gaussian_kernel, motion_kernel, random_mask)
+
+PRESET_DIR = Path(__file__).resolve().parent
+
+
+class TaskError(ValueError):
+    """A preset that cannot be loaded; the message names the file and the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One allowed key: its type, a range check (with a description of the range) and a default."""
+
+    kind: type
+    check: Callable[[Any], bool] = lambda value: True
+    allowed: str = ""
+    default: Any = None
+
+
+def _positive(kind=float, default=None):
+    return Field(kind, lambda v: v > 0, "> 0", default)
+
+
+def _fraction(default=None):
+    return Field(float, lambda v: 0 < v < 1, "strictly between 0 and 1", default)
+
+
+def _choice(*options, default=None):
+    return Field(str, lambda v: v in options, f"one of {', '.join(options)}", default)
+
+
+def _int_at_least(low, default=None):
+    return Field(int, lambda v: v >= low, f">= {low}", default)
+
+
+OPERATOR_FIELDS: dict[str, dict[str, Field]] = {
+    "super_resolution": {"factor": _int_at_least(1, 4),
+                         "filter": _choice("bicubic", "box", "gaussian", default="bicubic")},
+    "inpainting": {"mask": _choice("box", "random"),
+                   "box_fraction": _fraction(0.5),
+                   "missing_fraction": _fraction(0.7),
+                   "seed": _int_at_least(0, 0)},
+    "blur": {"kernel": _choice("gaussian", "motion"),
+             "kernel_size": _int_at_least(3, 61),
+             "kernel_std": _positive(float, 3.0),
+             "intensity": Field(float, lambda v: 0 <= v <= 1, "between 0 and 1", 0.5),
+             "seed": _int_at_least(0, 0)},
+    "denoising": {},
+    "phase_retrieval": {"oversampling": Field(float, lambda v: v >= 1, ">= 1", 2.0)},
+}
+
+SAMPLER_FIELDS: dict[str, Field] = {
+    "steps": _int_at_least(1, 50),
+    "rho": _positive(float, 2.0),
+    "sigma_max": Field(float, lambda v: 0 < v <= 1000, "in (0, 1000]", 80.0),
+    "sigma_min": _positive(float, 0.002),
+    "likelihood_scale": _positive(float, 0.05),
+    "ema_sigma": Field(float, lambda v: v >= 0, ">= 0 (0 = no EMA)", 0.0),
+    "ema_decay": Field(float, lambda v: 0 <= v < 1, "in [0, 1)", 0.0),
+    "init": _choice("zero", "pseudo_inverse", default="zero"),
+    "restarts": _int_at_least(1, 1),
+}
+
+TOP_FIELDS = {"name", "description", "sigma_y", "operator", "sampler"}
+
+
+def _validate(values: dict, fields: dict[str, Field], where: str, source: str) -> dict:
+    """Check keys and ranges; fill defaults. ``where`` names the section in messages."""
+    if not isinstance(values, dict):
+        raise TaskError(f"{source}: '{where}' must be a mapping, got {type(values).__name__}")
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise TaskError(f"{source}: unknown key '{where}.{unknown[0]}' (allowed: {', '.join(sorted(fields)) or 'none'})")
+    checked = {}
+    for key, field in fields.items():
+        value = values.get(key, field.default)
+        if value is None:
+            raise TaskError(f"{source}: missing key '{where}.{key}'")
+        if field.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, field.kind) or isinstance(value, bool) and field.kind is not bool:
+            raise TaskError(f"{source}: '{where}.{key}' must be {field.kind.__name__}, got {value!r}")
+        if not field.check(value):
+            raise TaskError(f"{source}: '{where}.{key}' = {value!r} is out of range ({field.allowed})")
+        checked[key] = value
+    return checked
+
+
+@dataclasses.dataclass
+class Task:
+    """A loaded preset. ``operator`` holds the forward-model settings, ``sampler`` the solver's."""
+
+    name: str
+    description: str
+    sigma_y: float
+    operator: dict
+    sampler: dict
+    source: str = "<dict>"
+
+    @property
+    def operator_type(self) -> str:
+        return self.operator["type"]
+
+    def build_operator(self, shape: tuple[int, ...], mask=None, kernel=None) -> Operator:
+        """The forward model for a clean image of ``shape`` ``(N, C, H, W)`` (or ``(H, W)``).
+
+        ``mask`` ((H, W), 1 = known) or ``kernel`` (2-D, sum 1) replace the preset's own for
+        inpainting / deblurring tasks. Raises ``ImageTooSmallError`` when the image is too small.
+        """
+        height, width = shape[-2:]
+        settings, kind = self.operator, self.operator["type"]
+        if (mask is not None and kind != "inpainting") or (kernel is not None and kind != "blur"):
+            raise TaskError(f"task {self.name} ({kind}) takes no {'mask' if mask is not None else 'kernel'}")
+        if kind == "super_resolution":
+            op = SuperResolution(settings["factor"], settings["filter"], image_size=(height, width))
+        elif kind == "inpainting":
+            if mask is None:
+                mask = (box_mask(height, width, settings["box_fraction"]) if settings["mask"] == "box"
+                        else random_mask(height, width, settings["missing_fraction"], settings["seed"]))
+            op = Inpainting(mask)
+        elif kind == "blur":
+            if kernel is None:
+                kernel = (gaussian_kernel(settings["kernel_size"], settings["kernel_std"])
+                          if settings["kernel"] == "gaussian"
+                          else motion_kernel(settings["kernel_size"], settings["intensity"], settings["seed"]))
+            op = Blur(kernel)
+        elif kind == "denoising":
+            op = Denoising()
+        else:
+            op = PhaseRetrieval(settings["oversampling"])
+        op.check_size(tuple(shape))
+        return op
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "description": self.description, "sigma_y": self.sigma_y,
+                "operator": dict(self.operator), "sampler": dict(self.sampler)}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def task_from_dict(data: dict, source: str = "<dict>") -> Task:
+    """Validate a preset mapping (as read from YAML) into a :class:`Task`."""
+    if not isinstance(data, dict):
+        raise TaskError(f"{source}: a task preset must be a YAML mapping")
+    unknown = sorted(set(data) - TOP_FIELDS)
+    if unknown:
+        raise TaskError(f"{source}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(TOP_FIELDS))})")
+    for key in ("name", "sigma_y", "operator"):
+        if key not in data:
+            raise TaskError(f"{source}: missing key '{key}'")
+    sigma_y = data["sigma_y"]
+    if isinstance(sigma_y, bool) or not isinstance(sigma_y, (int, float)) or not 0 <= sigma_y <= 2:
+        raise TaskError(f"{source}: 'sigma_y' = {sigma_y!r} is out of range (a number in [0, 2], [-1, 1] units)")
+    operator = data["operator"]
+    if not isinstance(operator, dict) or operator.get("type") not in OPERATOR_FIELDS:
+        got = operator.get("type") if isinstance(operator, dict) else operator
+        raise TaskError(f"{source}: 'operator.type' = {got!r} is not one of {', '.join(OPERATOR_FIELDS)}")
+    kind = operator["type"]
+    settings = _validate({k: v for k, v in operator.items() if k != "type"}, OPERATOR_FIELDS[kind],
+                         "operator", source)
+    sampler = _validate(data.get("sampler") or {}, SAMPLER_FIELDS, "sampler", source)
+    if sampler["sigma_min"] >= sampler["sigma_max"]:
+        raise TaskError(f"{source}: 'sampler.sigma_min' must be below 'sampler.sigma_max'")
+    return Task(name=str(data["name"]), description=str(data.get("description", "")),
+                sigma_y=float(sigma_y), operator={"type": kind, **settings}, sampler=sampler,
+                source=source)
+
+
+def available_tasks() -> list[str]:
+    """Names of the presets shipped with the package."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_task(name_or_path: str | Path | Task) -> Task:
+    """A shipped preset by name (``"sr4x"``) or a YAML file by path; a Task passes through."""
+    if isinstance(name_or_path, Task):
+        return name_or_path
+    candidate = Path(name_or_path)
+    if candidate.suffix.lower() in (".yaml", ".yml") or candidate.exists():
+        path = candidate
+    else:
+        path = PRESET_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise TaskError(f"unknown task {str(name_or_path)!r}; available: {', '.join(available_tasks())}")
+    if not path.is_file():
+        raise TaskError(f"{path}: no such task file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise TaskError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    return task_from_dict(data, source=str(path))
+
+
+__all__ = ["Task", "TaskError", "available_tasks", "load_task", "task_from_dict"]

@@ -1,0 +1,76 @@
+"""Task presets: load, build operators at any size, YAML round trip, errors naming key and file."""
+
+import pytest
+import yaml
+
+from operators import ImageTooSmallError, Inpainting, SuperResolution
+from tasks import TaskError, available_tasks, load_task, task_from_dict
+
+EXPECTED = {"sr4x", "sr2x", "box_inpainting", "random_inpainting", "gaussian_deblur", "motion_deblur",
+            "phase_retrieval", "denoise"}
+
+
+def test_all_presets_load_and_build(tmp_path):
+    assert EXPECTED <= set(available_tasks())
+    for name in available_tasks():
+        task = load_task(name)
+        assert task.name == name and task.sigma_y == 0.05
+        assert task.sampler["steps"] == 50 and task.sampler["rho"] == 2.0
+        for shape in [(1, 3, 256, 256), (2, 1, 37, 53)]:
+            op = task.build_operator(shape)
+            y = op.forward(__import__("torch").zeros(shape))
+            assert y.shape[0] == shape[0]
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(task.to_yaml())
+        assert load_task(path).to_dict() == task.to_dict()
+    assert load_task("phase_retrieval").sampler["restarts"] == 4
+    op = load_task("sr4x").build_operator((1, 3, 256, 256))
+    assert isinstance(op, SuperResolution) and op.factor == 4
+    box = load_task("box_inpainting").build_operator((1, 3, 256, 256))
+    assert isinstance(box, Inpainting) and int((box.mask == 0).sum()) == 128 * 128
+
+
+def write_preset(tmp_path, mutate):
+    data = load_task("sr4x").to_dict()
+    mutate(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.update(colour="red"), "unknown key 'colour'"),
+    (lambda d: d["operator"].update(factr=4), "unknown key 'operator.factr'"),
+    (lambda d: d["operator"].update(factor=0), r"'operator.factor' = 0 is out of range"),
+    (lambda d: d["operator"].update(filter="lanczos"), r"'operator.filter' = 'lanczos' is out of range"),
+    (lambda d: d["sampler"].update(steps="many"), "'sampler.steps' must be int"),
+    (lambda d: d["sampler"].update(ema_decay=1.5), r"'sampler.ema_decay' = 1.5 is out of range"),
+    (lambda d: d["sampler"].update(sigma_min=100.0), "'sampler.sigma_min' must be below"),
+    (lambda d: d.update(sigma_y=-1), "'sigma_y' = -1 is out of range"),
+    (lambda d: d["operator"].update(type="warp"), "'operator.type' = 'warp'"),
+    (lambda d: d.pop("operator"), "missing key 'operator'"),
+])
+def test_bad_presets_name_key_and_file(tmp_path, mutate, message):
+    path = write_preset(tmp_path, mutate)
+    with pytest.raises(TaskError, match=message) as error:
+        load_task(path)
+    assert str(path) in str(error.value)
+
+
+def test_other_load_errors(tmp_path):
+    with pytest.raises(TaskError, match="unknown task 'sr5x'; available: .*sr4x"):
+        load_task("sr5x")
+    (tmp_path / "broken.yaml").write_text("name: [unclosed")
+    with pytest.raises(TaskError, match="not valid YAML"):
+        load_task(tmp_path / "broken.yaml")
+    with pytest.raises(TaskError, match="no such task file"):
+        load_task(tmp_path / "absent.yaml")
+    with pytest.raises(TaskError, match="missing key 'operator.mask'"):
+        task_from_dict({"name": "x", "sigma_y": 0.05, "operator": {"type": "inpainting"}}, "mine.yaml")
+
+
+def test_image_too_small_for_task():
+    with pytest.raises(ImageTooSmallError, match="too small"):
+        load_task("sr4x").build_operator((1, 3, 3, 40))
+    with pytest.raises(TaskError, match="takes no mask"):
+        load_task("sr4x").build_operator((1, 3, 16, 16), mask=__import__("torch").ones(16, 16))
