@@ -1,0 +1,136 @@
+"""``ncvsd-train`` (teacher, DESIGN 3.1) and ``ncvsd-distill`` (NCVSD, DESIGN 3.4).
+
+Both run as one process or under ``torchrun --nproc_per_node=K`` (same code path).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import click
+import torch
+
+from ncvsd_inverse import training
+from ncvsd_inverse.checkpoints import CheckpointError
+from ncvsd_inverse.cli.common import user_errors
+from ncvsd_inverse.models import load_teacher
+from ncvsd_inverse.networks import build_teacher, count_parameters
+
+
+def _names(path: Path | None) -> list[str] | None:
+    if path is None:
+        return None
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _dataset(data: Path, patch: int, channels: int, exclude: Path | None, quiet: bool, env) -> training.PatchDataset:
+    excluded = set(_names(exclude) or [])
+    from ncvsd_inverse.io import list_images
+
+    files = [p.name for p in list_images(data) if p.name not in excluded]
+    dataset = training.PatchDataset(data, patch, channels, files=files)
+    if env.is_main and not quiet:
+        click.echo(f"data: {len(dataset)} images from {data}"
+                   + (f" ({len(excluded)} excluded by list)" if excluded else "")
+                   + (f", {len(dataset.skipped)} skipped (unreadable or too small)" if dataset.skipped else ""),
+                   err=True)
+    return dataset
+
+
+COMMON = [
+    click.option("--preset", default="cpu-small", show_default=True, help="Training preset name or YAML file."),
+    click.option("--data", type=click.Path(file_okay=False, path_type=Path), required=True,
+                 help="Folder of training images (PNG/JPEG/TIFF/BMP, any sizes)."),
+    click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+                 help="Run folder: checkpoints, stats.jsonl, latest.*"),
+    click.option("--steps", type=int, default=None, help="Total steps (overrides the preset)."),
+    click.option("--resume", is_flag=True, help="Continue from OUT/latest."),
+    click.option("--exclude", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+                 help="Text file of image file names to leave out (e.g. a validation split)."),
+    click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)."),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+]
+
+
+def common_options(func):
+    for option in reversed(COMMON):
+        func = option(func)
+    return func
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    if (out / "latest.safetensors").exists() and not resume:
+        raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+
+
+@click.command(epilog="""\b
+Examples:
+  ncvsd-train --preset cpu-small --data images/ --out runs/teacher
+  ncvsd-train --preset cpu-small --data images/ --out runs/teacher --resume
+  torchrun --nproc_per_node=2 -m ncvsd_inverse.cli.train teacher --preset tiny --data images/ --out runs/t
+""")
+@common_options
+def train_main(preset, data, out, steps, resume, exclude, device, quiet):
+    """Train an EDM teacher denoiser (DESIGN 3.1) on random patches of a folder of images."""
+    with user_errors():
+        env = training.setup_distributed(device)
+        cfg, _ = training.load_preset(preset)
+        if steps is not None:
+            cfg = dataclasses.replace(cfg, steps=steps)
+        _check_out(out, resume)
+        torch.manual_seed(cfg.seed)
+        teacher = build_teacher(cfg.network)
+        dataset = _dataset(data, cfg.patch, cfg.network.img_channels, exclude, quiet, env)
+        if env.is_main and not quiet:
+            click.echo(f"teacher: {count_parameters(teacher):,} parameters, {env.world} process(es) on {env.device}",
+                       err=True)
+        extra = {"network": dataclasses.asdict(cfg.network), "data": str(data), "images": dataset.names,
+                 "preset": str(preset)}
+        training.train_teacher(teacher, dataset, cfg, out, env, resume=resume, quiet=quiet, extra_config=extra)
+
+
+@click.command(epilog="""\b
+Examples:
+  ncvsd-distill --teacher runs/teacher --preset cpu-small --data images/ --out runs/ncvsd
+  ncvsd-distill --teacher runs/teacher --data images/ --out runs/ncvsd --resume
+""")
+@click.option("--teacher", "teacher_path", type=click.Path(path_type=Path), required=True,
+              help="Teacher checkpoint (.safetensors) or ncvsd-train run folder.")
+@click.option("--val-data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of validation images for the diagnostic (default: fixed training patches).")
+@common_options
+def distill_main(teacher_path, val_data, preset, data, out, steps, resume, exclude, device, quiet):
+    """Distill a teacher into a generative denoiser with NCVSD (DESIGN 3.4)."""
+    with user_errors():
+        env = training.setup_distributed(device)
+        _, cfg = training.load_preset(preset)
+        if steps is not None:
+            cfg = dataclasses.replace(cfg, steps=steps)
+        _check_out(out, resume)
+        teacher = load_teacher(teacher_path, env.device)
+        network = teacher.backbone.cfg
+        torch.manual_seed(cfg.seed)
+        generator_net, fake, disc = training.build_distillation_nets(teacher, cfg)
+        dataset = _dataset(data, cfg.patch, network.img_channels, exclude, quiet, env)
+        val_images = None
+        if val_data is not None:
+            val_set = training.PatchDataset(val_data, cfg.patch, network.img_channels)
+            val_images = val_set.batch(cfg.val_images, torch.Generator().manual_seed(12345))
+        extra = {"network": dataclasses.asdict(network), "teacher_checkpoint": str(teacher_path),
+                 "data": str(data), "images": dataset.names, "preset": str(preset)}
+        training.distill(teacher, generator_net, fake, dataset, cfg, out, disc=disc, val_images=val_images,
+                         env=env, resume=resume, quiet=quiet, extra_config=extra)
+
+
+@click.group()
+def cli():
+    """Entry for ``python -m ncvsd_inverse.cli.train`` (e.g. under torchrun)."""
+
+
+cli.add_command(train_main, "teacher")
+cli.add_command(distill_main, "distill")
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,55 @@
+"""Build networks from checkpoints (teacher or distilled generator), without pickle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .checkpoints import CheckpointError, read_checkpoint, resolve_checkpoint
+from .networks import (ConditionalDenoiser, ConditionalUNet, Denoiser, GenerativeDenoiser, UNet, UNetConfig,
+                       clone_frozen)
+
+
+def network_config(meta: dict, source: str) -> UNetConfig:
+    """The UNet size recorded in a checkpoint's config."""
+    config = meta.get("config", {})
+    network = config.get("network") or config.get("teacher", {}).get("network")
+    if not isinstance(network, dict):
+        raise CheckpointError(f"{source}: its config has no network description")
+    try:
+        return UNetConfig(**network)
+    except TypeError as error:
+        raise CheckpointError(f"{source}: bad network description ({error})") from None
+
+
+def _load(module: torch.nn.Module, tensors: dict, prefixes: tuple[str, ...], source: str) -> torch.nn.Module:
+    from .checkpoints import load_module
+
+    for prefix in prefixes:
+        if any(k.startswith(prefix + ".") for k in tensors):
+            load_module(module, tensors, prefix, source)
+            return clone_frozen(module)
+    raise CheckpointError(f"{source}: no {' or '.join(prefixes)} weights in this checkpoint")
+
+
+def load_teacher(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> Denoiser:
+    """The teacher ``Denoiser`` of an ``ncvsd-train`` checkpoint (file or run folder), frozen."""
+    source = str(resolve_checkpoint(path))
+    tensors, meta = read_checkpoint(path)
+    teacher = Denoiser(UNet(network_config(meta, source)))
+    prefixes = ("ema.teacher", "teacher") if ema else ("teacher",)
+    return _load(teacher, tensors, prefixes, source).to(device)
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> GenerativeDenoiser:
+    """The ``GenerativeDenoiser`` of an ``ncvsd-distill`` checkpoint (file or run folder), frozen."""
+    source = str(resolve_checkpoint(path))
+    tensors, meta = read_checkpoint(path)
+    if meta.get("config", {}).get("kind") == "teacher":
+        raise CheckpointError(f"{source}: a teacher checkpoint; pass a distilled generator (ncvsd-distill output)")
+    gamma = meta["config"].get("distill", {}).get("gamma", 0.414)
+    net = ConditionalDenoiser(ConditionalUNet(network_config(meta, source)), uncertainty_on="cond")
+    generator = GenerativeDenoiser(net, gamma)
+    prefixes = ("ema.generator", "generator") if ema else ("generator",)
+    return _load(generator, tensors, prefixes, source).to(device)

@@ -1,0 +1,436 @@
+"""Networks: an EDM2-style magnitude-preserving UNet and the denoisers built from it.
+
+Reads top to bottom: tiny pure functions, small modules, the encoder/decoder (UNet), then the
+preconditioned wrappers that implement DESIGN 3.1 (``Denoiser``), 3.3 (``ConditionalDenoiser``,
+``GenerativeDenoiser``) and the NCVSD ``Discriminator`` (3.4).
+
+No normalisation uses spatial statistics (EDM2's per-pixel channel normalisation only), so a
+network trained on patches behaves the same on whole photos. Any image size works: inputs are
+reflect-padded to the multiple the UNet needs and cropped back.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .edm import SIGMA_DATA, as_level, denoising_posterior, edm_precond
+
+Tensor = torch.Tensor
+
+# ----------------------------------------------------------------------------------------------
+# Magnitude-preserving primitives (EDM2)
+
+
+def normalize(x: Tensor, dim=None, eps: float = 1e-4) -> Tensor:
+    """Scale ``x`` to unit root-mean-square along ``dim`` (all but the first by default)."""
+    dim = list(range(1, x.ndim)) if dim is None else dim
+    norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True, dtype=torch.float32)
+    norm = torch.add(eps, norm, alpha=math.sqrt(norm.numel() / x.numel()))
+    return x / norm.to(x.dtype)
+
+
+def mp_silu(x: Tensor) -> Tensor:
+    return F.silu(x) / 0.596
+
+
+def mp_sum(a: Tensor, b: Tensor, t: float = 0.5) -> Tensor:
+    return a.lerp(b, t) / math.sqrt((1 - t) ** 2 + t**2)
+
+
+def mp_cat(a: Tensor, b: Tensor, t: float = 0.5) -> Tensor:
+    na, nb = a.shape[1], b.shape[1]
+    scale = math.sqrt((na + nb) / ((1 - t) ** 2 + t**2))
+    return torch.cat([a * (scale / math.sqrt(na) * (1 - t)), b * (scale / math.sqrt(nb) * t)], dim=1)
+
+
+class MPFourier(nn.Module):
+    """Random Fourier features of a scalar, unit variance."""
+
+    def __init__(self, channels: int, bandwidth: float = 1.0):
+        super().__init__()
+        gen = torch.Generator().manual_seed(channels)
+        self.register_buffer("freqs", 2 * np.pi * torch.randn(channels, generator=gen) * bandwidth)
+        self.register_buffer("phases", 2 * np.pi * torch.rand(channels, generator=gen))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (torch.outer(x.flatten().float(), self.freqs) + self.phases).cos() * math.sqrt(2)
+
+
+class MPConv(nn.Module):
+    """Convolution (or linear layer when ``kernel == ()``) with forced weight normalisation."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, ...]):
+        super().__init__()
+        self.out_channels = out_channels
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, *kernel))
+
+    def forward(self, x: Tensor, gain: float | Tensor = 1.0) -> Tensor:
+        w = self.weight.float()
+        if self.training:  # keep the stored weights on the unit sphere (EDM2's forced normalisation)
+            with torch.no_grad():
+                self.weight.copy_(normalize(w))
+        w = normalize(w) * (gain / math.sqrt(w[0].numel()))
+        if w.ndim == 2:
+            return x @ w.t()
+        return F.conv2d(x, w, padding=w.shape[-1] // 2)
+
+
+class Block(nn.Module):
+    """EDM2 residual block: ``flavor`` 'enc' (normalises its input) or 'dec'; optional resampling."""
+
+    def __init__(self, in_channels: int, out_channels: int, emb_channels: int, flavor: str = "enc",
+                 resample: str = "keep", attention: bool = False, channels_per_head: int = 64,
+                 res_balance: float = 0.3, attn_balance: float = 0.3, clip_act: float = 256):
+        super().__init__()
+        self.out_channels, self.flavor, self.resample = out_channels, flavor, resample
+        self.res_balance, self.attn_balance, self.clip_act = res_balance, attn_balance, clip_act
+        self.num_heads = max(out_channels // channels_per_head, 1) if attention else 0
+        self.emb_gain = nn.Parameter(torch.zeros([]))
+        self.conv_res0 = MPConv(out_channels if flavor == "enc" else in_channels, out_channels, (3, 3))
+        self.emb_linear = MPConv(emb_channels, out_channels, ())
+        self.conv_res1 = MPConv(out_channels, out_channels, (3, 3))
+        self.conv_skip = MPConv(in_channels, out_channels, (1, 1)) if in_channels != out_channels else None
+        self.attn_qkv = MPConv(out_channels, out_channels * 3, (1, 1)) if self.num_heads else None
+        self.attn_proj = MPConv(out_channels, out_channels, (1, 1)) if self.num_heads else None
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        if self.resample == "down":
+            x = F.avg_pool2d(x, 2)
+        elif self.resample == "up":
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        if self.flavor == "enc":
+            if self.conv_skip is not None:
+                x = self.conv_skip(x)
+            x = normalize(x, dim=1)  # per-pixel channel normalisation
+        y = self.conv_res0(mp_silu(x))
+        scale = self.emb_linear(emb, gain=self.emb_gain) + 1
+        y = self.conv_res1(mp_silu(y * scale[:, :, None, None].to(y.dtype)))
+        if self.flavor == "dec" and self.conv_skip is not None:
+            x = self.conv_skip(x)
+        x = mp_sum(x, y, t=self.res_balance)
+        if self.num_heads:
+            qkv = self.attn_qkv(x).reshape(x.shape[0], self.num_heads, -1, 3, x.shape[2] * x.shape[3])
+            q, k, v = normalize(qkv, dim=2).unbind(3)
+            weights = torch.einsum("nhcq,nhck->nhqk", q, k / math.sqrt(q.shape[2])).softmax(dim=3)
+            y = self.attn_proj(torch.einsum("nhqk,nhck->nhcq", weights, v).reshape(*x.shape))
+            x = mp_sum(x, y, t=self.attn_balance)
+        return x.clip(-self.clip_act, self.clip_act)
+
+
+# ----------------------------------------------------------------------------------------------
+# The UNet, split into an encoder (noise embedding + encoder blocks) and a decoder
+
+
+@dataclasses.dataclass
+class UNetConfig:
+    """Size of the UNet. ``attn_levels``: indices of ``channel_mult`` levels with self-attention."""
+
+    img_channels: int = 3
+    model_channels: int = 32
+    channel_mult: tuple[int, ...] = (1, 2, 2)
+    num_blocks: int = 2
+    attn_levels: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        self.channel_mult, self.attn_levels = tuple(self.channel_mult), tuple(self.attn_levels)
+
+    @property
+    def size_multiple(self) -> int:
+        return 2 ** (len(self.channel_mult) - 1)
+
+
+class Encoder(nn.Module):
+    """Noise embedding and the encoder half: ``(x, c_noise) -> (skips, emb)``."""
+
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        widths = [cfg.model_channels * m for m in cfg.channel_mult]
+        emb_channels = max(widths)
+        self.emb_fourier = MPFourier(widths[0])
+        self.emb_noise = MPConv(widths[0], emb_channels, ())
+        self.blocks = nn.ModuleDict()
+        self.input_conv = MPConv(cfg.img_channels + 1, widths[0], (3, 3))  # + a constant channel
+        channels = widths[0]
+        self.skip_channels = [channels]
+        for level, width in enumerate(widths):
+            if level > 0:
+                self.blocks[f"{level}_down"] = Block(channels, channels, emb_channels, "enc", "down")
+                self.skip_channels.append(channels)
+            for idx in range(cfg.num_blocks):
+                self.blocks[f"{level}_block{idx}"] = Block(channels, width, emb_channels, "enc",
+                                                           attention=level in cfg.attn_levels)
+                channels = width
+                self.skip_channels.append(channels)
+
+    def forward(self, x: Tensor, c_noise: Tensor) -> tuple[list[Tensor], Tensor]:
+        emb = mp_silu(self.emb_noise(self.emb_fourier(c_noise)))
+        x = self.input_conv(torch.cat([x, torch.ones_like(x[:, :1])], dim=1))
+        skips = [x]
+        for block in self.blocks.values():
+            x = block(x, emb)
+            skips.append(x)
+        return skips, emb
+
+
+class Decoder(nn.Module):
+    """The decoder half: ``(skips, emb) -> F`` with ``img_channels`` channels."""
+
+    def __init__(self, cfg: UNetConfig, skip_channels: list[int]):
+        super().__init__()
+        widths = [cfg.model_channels * m for m in cfg.channel_mult]
+        emb_channels = max(widths)
+        skips = list(skip_channels)
+        channels = skips[-1]
+        self.blocks = nn.ModuleDict()
+        for level in reversed(range(len(widths))):
+            if level == len(widths) - 1:
+                self.blocks[f"{level}_in0"] = Block(channels, channels, emb_channels, "dec",
+                                                    attention=level in cfg.attn_levels)
+                self.blocks[f"{level}_in1"] = Block(channels, channels, emb_channels, "dec")
+            else:
+                self.blocks[f"{level}_up"] = Block(channels, channels, emb_channels, "dec", "up")
+            for idx in range(cfg.num_blocks + 1):
+                self.blocks[f"{level}_block{idx}"] = Block(channels + skips.pop(), widths[level], emb_channels,
+                                                           "dec", attention=level in cfg.attn_levels)
+                channels = widths[level]
+        self.out_gain = nn.Parameter(torch.zeros([]))
+        self.output_conv = MPConv(channels, cfg.img_channels, (3, 3))
+
+    def forward(self, skips: list[Tensor], emb: Tensor) -> Tensor:
+        skips = list(skips)
+        x = skips[-1]
+        for name, block in self.blocks.items():
+            if "block" in name:
+                x = mp_cat(x, skips.pop())
+            x = block(x, emb)
+        return self.output_conv(x, gain=self.out_gain)
+
+
+class UNet(nn.Module):
+    """``F(x, c_noise)``: the raw network inside the EDM preconditioning."""
+
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.size_multiple = cfg.size_multiple
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg, self.encoder.skip_channels)
+
+    def forward(self, x: Tensor, c_noise: Tensor) -> Tensor:
+        skips, emb = self.encoder(x, c_noise)
+        return self.decoder(skips, emb)
+
+
+class ConditionalUNet(nn.Module):
+    """``F(x, c_noise | cond, cond_noise)``: two encoders and one decoder (DESIGN 3.3).
+
+    The condition encoder's features are added to the main skips through per-skip gains that
+    start at 0 (ControlNet-style), so right after :meth:`from_unet` the network equals the teacher.
+    """
+
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.size_multiple = cfg.size_multiple
+        self.encoder = Encoder(cfg)
+        self.cond_encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg, self.encoder.skip_channels)
+        self.cond_gains = nn.Parameter(torch.zeros(len(self.encoder.skip_channels)))
+
+    @classmethod
+    def from_unet(cls, unet: UNet) -> "ConditionalUNet":
+        """All three parts initialised from the teacher's UNet."""
+        net = cls(unet.cfg)
+        net.encoder.load_state_dict(unet.encoder.state_dict())
+        net.cond_encoder.load_state_dict(unet.encoder.state_dict())
+        net.decoder.load_state_dict(unet.decoder.state_dict())
+        return net
+
+    def forward(self, x: Tensor, c_noise: Tensor, cond: Tensor, cond_noise: Tensor) -> Tensor:
+        skips, emb = self.encoder(x, c_noise)
+        cond_skips, _ = self.cond_encoder(cond, cond_noise)
+        skips = [s + g * c for s, g, c in zip(skips, self.cond_gains, cond_skips)]
+        return self.decoder(skips, emb)
+
+
+# ----------------------------------------------------------------------------------------------
+# Preconditioned denoisers
+
+
+class DenoiserProtocol(Protocol):
+    """Any teacher: ``D(x_t, sigma) -> E[x | x_t]`` in the EDM convention ([-1, 1], VE noise)."""
+
+    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor: ...
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """Reflect-pad ``x`` on the bottom/right to a multiple of ``multiple``; returns the original size."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h or pad_w:
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    return x, (height, width)
+
+
+class UncertaintyHead(nn.Module):
+    """The learned log-variance ``u(c_noise)`` of the EDM2 loss."""
+
+    def __init__(self, channels: int = 128):
+        super().__init__()
+        self.fourier = MPFourier(channels)
+        self.linear = MPConv(channels, 1, ())
+
+    def forward(self, c_noise: Tensor) -> Tensor:
+        return self.linear(self.fourier(c_noise)).reshape(-1, 1, 1, 1)
+
+
+class Denoiser(nn.Module):
+    """The teacher: ``D(x_t, sigma) = c_skip x_t + c_out F(c_in x_t, c_noise)`` (DESIGN 3.1).
+
+    x: (N, C, H, W) noisy image in [-1, 1] + noise; sigma: float or (N,). Any H, W.
+    ``backbone``: any module ``F(x, c_noise)`` (a :class:`UNet` by default).
+    """
+
+    def __init__(self, backbone: nn.Module, sigma_data: float = SIGMA_DATA):
+        super().__init__()
+        self.backbone, self.sigma_data = backbone, sigma_data
+        self.uncertainty = UncertaintyHead()
+
+    def forward(self, x: Tensor, sigma: float | Tensor, return_logvar: bool = False):
+        sigma = as_level(sigma, x)
+        c_skip, c_out, c_in, c_noise = edm_precond(sigma, self.sigma_data)
+        padded, (height, width) = pad_to_multiple(c_in * x, getattr(self.backbone, "size_multiple", 1))
+        out = self.backbone(padded, c_noise.flatten())[..., :height, :width]
+        denoised = c_skip * x + c_out * out
+        return (denoised, self.uncertainty(c_noise.flatten())) if return_logvar else denoised
+
+
+class ConditionalDenoiser(nn.Module):
+    """``D(x_t, sigma | y, sigma_y)``: EDM preconditioning on the main input, the condition fed
+    as ``(c_in(sigma_y) y, c_noise(sigma_y))`` to a second encoder (DESIGN 3.3, 3.4).
+
+    The log-variance ``u`` depends on ``sigma_y`` (``uncertainty_on='cond'``, the generator's) or
+    on ``sigma`` (``'main'``, the fake score's).
+    """
+
+    def __init__(self, backbone: nn.Module, sigma_data: float = SIGMA_DATA, uncertainty_on: str = "main"):
+        super().__init__()
+        self.backbone, self.sigma_data, self.uncertainty_on = backbone, sigma_data, uncertainty_on
+        self.uncertainty = UncertaintyHead()
+
+    @classmethod
+    def init_from(cls, teacher: Denoiser, uncertainty_on: str = "main") -> "ConditionalDenoiser":
+        """Copy the teacher's UNet into the encoder, the condition encoder and the decoder."""
+        net = cls(ConditionalUNet.from_unet(teacher.backbone), teacher.sigma_data, uncertainty_on)
+        net.uncertainty.load_state_dict(teacher.uncertainty.state_dict())
+        return net
+
+    def forward(self, x: Tensor, sigma: float | Tensor, y: Tensor, sigma_y: float | Tensor,
+                return_logvar: bool = False):
+        sigma, sigma_y = as_level(sigma, x), as_level(sigma_y, x)
+        c_skip, c_out, c_in, c_noise = edm_precond(sigma, self.sigma_data)
+        _, _, c_in_y, c_noise_y = edm_precond(sigma_y, self.sigma_data)
+        multiple = getattr(self.backbone, "size_multiple", 1)
+        padded, (height, width) = pad_to_multiple(c_in * x, multiple)
+        padded_y, _ = pad_to_multiple(c_in_y * y, multiple)
+        out = self.backbone(padded, c_noise.flatten(), padded_y, c_noise_y.flatten())[..., :height, :width]
+        denoised = c_skip * x + c_out * out
+        if not return_logvar:
+            return denoised
+        return denoised, self.uncertainty((c_noise_y if self.uncertainty_on == "cond" else c_noise).flatten())
+
+
+class GenerativeDenoiser(nn.Module):
+    """``G(y, sigma, z) ~ p(x | y)`` (DESIGN 3.3): one sample of the clean image per call.
+
+    Inflates the noise to ``sigma_hat = (1 + gamma) sigma`` with ``z`` and denoises
+    ``(y_hat, sigma_hat)`` conditioned on ``(y, sigma)``. y: (N, C, H, W); sigma: float or (N,).
+    """
+
+    def __init__(self, net: ConditionalDenoiser, gamma: float = 0.414):
+        super().__init__()
+        self.net, self.gamma = net, gamma
+
+    @property
+    def sigma_data(self) -> float:
+        return self.net.sigma_data
+
+    def forward(self, y: Tensor, sigma: float | Tensor, z: Tensor | None = None,
+                generator: torch.Generator | None = None, return_logvar: bool = False):
+        sigma = as_level(sigma, y)
+        if z is None:
+            z = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        sigma_hat = (1 + self.gamma) * sigma
+        y_hat = y + (sigma_hat**2 - sigma**2).sqrt() * z
+        return self.net(y_hat, sigma_hat, y, sigma, return_logvar=return_logvar)
+
+    def sample(self, y: Tensor, sigma: float | Tensor, ts: list[float] | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        """One sample of ``p(x | y)``; with ``ts`` (decreasing) the multi-step sampler of DESIGN 3.5.
+
+        Multi-step: ``x_t ~ N(0, t_0^2)``; for each ``t_i`` combine ``(y, sigma)`` with ``x_t`` into
+        ``(y_eff, sigma_eff)`` (DESIGN 3.2), draw ``x_0 = G(y_eff, sigma_eff)``, then re-noise to
+        ``t_{i+1}``. ``len(ts)`` network evaluations.
+        """
+        if not ts:
+            return self(y, sigma, generator=generator)
+        sigma = as_level(sigma, y)
+        x_t = ts[0] * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        for i, t in enumerate(ts):
+            y_eff, sigma_eff = denoising_posterior(y, sigma, x_t, as_level(t, y))
+            x0 = self(y_eff, sigma_eff, generator=generator)
+            if i + 1 < len(ts):
+                x_t = x0 + ts[i + 1] * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        return x0
+
+
+class Discriminator(nn.Module):
+    """``d(x_t, t | y, sigma)``: two encoders (from the teacher), pooled deepest features, one logit."""
+
+    def __init__(self, cfg: UNetConfig, sigma_data: float = SIGMA_DATA):
+        super().__init__()
+        self.cfg, self.sigma_data = cfg, sigma_data
+        self.encoder, self.cond_encoder = Encoder(cfg), Encoder(cfg)
+        self.head = MPConv(2 * self.encoder.skip_channels[-1], 1, ())
+
+    @classmethod
+    def init_from(cls, teacher: Denoiser) -> "Discriminator":
+        disc = cls(teacher.backbone.cfg, teacher.sigma_data)
+        disc.encoder.load_state_dict(teacher.backbone.encoder.state_dict())
+        disc.cond_encoder.load_state_dict(teacher.backbone.encoder.state_dict())
+        return disc
+
+    def forward(self, x: Tensor, sigma: float | Tensor, y: Tensor, sigma_y: float | Tensor) -> Tensor:
+        sigma, sigma_y = as_level(sigma, x), as_level(sigma_y, x)
+        _, _, c_in, c_noise = edm_precond(sigma, self.sigma_data)
+        _, _, c_in_y, c_noise_y = edm_precond(sigma_y, self.sigma_data)
+        multiple = self.cfg.size_multiple
+        skips, _ = self.encoder(pad_to_multiple(c_in * x, multiple)[0], c_noise.flatten())
+        cond_skips, _ = self.cond_encoder(pad_to_multiple(c_in_y * y, multiple)[0], c_noise_y.flatten())
+        pooled = torch.cat([skips[-1].mean(dim=(2, 3)), cond_skips[-1].mean(dim=(2, 3))], dim=1)
+        return self.head(pooled).flatten()
+
+
+def build_teacher(cfg: UNetConfig) -> Denoiser:
+    """A fresh EDM teacher with a UNet of size ``cfg``."""
+    return Denoiser(UNet(cfg))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def clone_frozen(module: nn.Module) -> nn.Module:
+    """A deep copy in eval mode with gradients off (EMA copies, frozen teachers)."""
+    frozen = copy.deepcopy(module).eval()
+    frozen.requires_grad_(False)
+    return frozen
