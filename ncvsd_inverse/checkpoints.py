@@ -56,7 +56,8 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, 
     optimizer.load_state_dict(state_dict)
 
 
-def _atomic_link(target: Path, link: Path) -> None:
+def link_latest(target: Path, link: Path) -> None:
+    """Point ``link`` at ``target`` (a file in the same folder), replacing it atomically."""
     temp = link.with_name(f".{link.name}.tmp")
     temp.unlink(missing_ok=True)
     temp.symlink_to(target.name)
@@ -81,8 +82,8 @@ def save_checkpoint(out_dir: str | Path, step: int, tensors: dict[str, Tensor], 
     json_temp = stem.with_suffix(".json.tmp")
     json_temp.write_text(json.dumps(meta, indent=2))
     os.replace(json_temp, stem.with_suffix(".json"))
-    _atomic_link(stem.with_suffix(".safetensors"), out_dir / "latest.safetensors")
-    _atomic_link(stem.with_suffix(".json"), out_dir / "latest.json")
+    link_latest(stem.with_suffix(".safetensors"), out_dir / "latest.safetensors")
+    link_latest(stem.with_suffix(".json"), out_dir / "latest.json")
     return stem.with_suffix(".safetensors")
 
 

@@ -15,6 +15,8 @@ import dataclasses
 import json
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -130,6 +132,15 @@ def load_preset(name_or_path: str | Path) -> tuple[TeacherConfig, DistillConfig]
 
 def to_plain(config) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def network_description(module: nn.Module) -> dict:
+    """``{"network": UNetConfig as a dict}`` when ``module`` is built on our UNet, else ``{}``."""
+    for candidate in (module, getattr(module, "net", None)):
+        cfg = getattr(getattr(candidate, "backbone", None), "cfg", None)
+        if isinstance(cfg, UNetConfig):
+            return {"network": to_plain(cfg)}
+    return {}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -290,7 +301,9 @@ class NCVSDLoss:
         """Non-saturating BCE: real ``x + t eps`` against fake ``xg + t eps``."""
         real_t, t = self.draw_noisy(x, generator)
         fake_t = xg + t * torch.randn(xg.shape, generator=generator, device=xg.device)
-        real_logit, fake_logit = disc(real_t, t, y, sigma), disc(fake_t, t, y, sigma)
+        # one call for both halves: EDM2's forced weight normalisation updates the weights in place
+        logits = disc(torch.cat([real_t, fake_t]), torch.cat([t, t]), torch.cat([y, y]), torch.cat([sigma, sigma]))
+        real_logit, fake_logit = logits.chunk(2)
         return (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit), reduction="none")
                 + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit), reduction="none"))
 
@@ -355,10 +368,25 @@ class Run:
             out.update({f"ema.{name}.{k}": v for k, v in ema.state_dict().items()})
         return out
 
+    def rank_divergence(self) -> float:
+        """Largest weight difference between this rank and rank 0 over all ranks (0 when in sync)."""
+        if self.env.world == 1:
+            return 0.0
+        flat = torch.cat([p.detach().flatten().float() for name in self.nets
+                          for p in self.module(name).parameters()])
+        reference = flat.clone()
+        dist.broadcast(reference, src=0)
+        diff = (flat - reference).abs().max().reshape(1)
+        dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+        return float(diff)
+
     def save(self, stats: dict | None = None) -> Path | None:
+        """Checkpoint (rank 0 writes; every rank must call it: it checks the ranks are in sync)."""
+        divergence = self.rank_divergence()
         if not self.env.is_main:
             return None
-        config = {"kind": self.kind, **self.config}
+        config = {"kind": self.kind, "world_size": self.env.world, **self.config}
+        stats = {**(stats or {}), "rank_weight_divergence": divergence}
         return checkpoints.save_checkpoint(self.out_dir, self.step, self.tensors(), config, stats)
 
     def resume(self) -> bool:
@@ -402,47 +430,83 @@ def _reduce_mean(value: Tensor, env: Distributed) -> float:
     return float(value)
 
 
+class StopRequest:
+    """Ctrl-C / SIGTERM during training: finish the current step, checkpoint, then stop.
+
+    A second Ctrl-C aborts at once (the last periodic checkpoint is then the resume point).
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write("stop requested: finishing this step and writing a checkpoint (Ctrl-C again to abort)")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def any_rank(self, env: Distributed) -> bool:
+        flag = torch.tensor([float(self.requested)])
+        if env.world > 1:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+
 def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], dict[str, Tensor]],
                images_per_step: int, checkpoint_every: int, log_every: int, seed: int,
                on_log: Callable[[Run, dict], dict] | None = None, quiet: bool = False) -> dict:
     """Run ``step_fn`` until ``run.step == steps``: JSONL stats, checkpoints, progress bar.
 
     ``step_fn(run, generator)`` does one training step and returns losses. ``on_log`` may add
-    validation numbers to a log record. Ctrl-C saves a checkpoint before exiting.
+    validation numbers to a log record. Ctrl-C or SIGTERM checkpoints after the current step and
+    raises ``KeyboardInterrupt``.
     """
     stats_path = run.out_dir / "stats.jsonl"
     bar = tqdm(total=steps, initial=run.step, disable=quiet or not run.env.is_main, unit="step",
                dynamic_ncols=True)
     record, sums, count, started = {}, {}, 0, time.time()
-    try:
-        while run.step < steps:
-            losses = step_fn(run, step_generator(seed, run.step, run.env.rank, run.env.device))
-            run.step += 1
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + _reduce_mean(value, run.env)
-            count += 1
-            bar.update(1)
-            if run.step % log_every == 0 or run.step == steps:
-                elapsed = time.time() - started
-                record = {"step": run.step, **{k: v / count for k, v in sums.items()},
-                          "images_per_s": images_per_step * count / max(elapsed, 1e-9),
-                          "s_per_step": elapsed / count}
-                if on_log is not None:
-                    record.update(on_log(run, record))
-                if run.env.is_main:
-                    with stats_path.open("a") as handle:
-                        handle.write(json.dumps(record) + "\n")
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k in ("loss", "loss_g", "images_per_s")})
-                sums, count, started = {}, 0, time.time()
-            if run.step % checkpoint_every == 0 or run.step == steps:
-                run.save(record)
-    except KeyboardInterrupt:
-        if run.env.is_main:
-            path = run.save(record)
-            tqdm.write(f"interrupted at step {run.step}; checkpoint {path}; continue with --resume")
-        raise
-    finally:
-        bar.close()
+    with StopRequest() as stop:
+        try:
+            while run.step < steps:
+                losses = step_fn(run, step_generator(seed, run.step, run.env.rank, run.env.device))
+                run.step += 1
+                for key, value in losses.items():
+                    sums[key] = sums.get(key, 0.0) + _reduce_mean(value, run.env)
+                count += 1
+                bar.update(1)
+                if run.step % log_every == 0 or run.step == steps:
+                    elapsed = time.time() - started
+                    record = {"step": run.step, **{k: v / count for k, v in sums.items()},
+                              "images_per_s": images_per_step * count / max(elapsed, 1e-9),
+                              "s_per_step": elapsed / count}
+                    if on_log is not None:
+                        record.update(on_log(run, record))
+                    if run.env.is_main:
+                        with stats_path.open("a") as handle:
+                            handle.write(json.dumps(record) + "\n")
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in record.items()
+                                         if k in ("loss", "loss_g", "images_per_s")})
+                    sums, count, started = {}, 0, time.time()
+                if run.step % checkpoint_every == 0 or run.step == steps:
+                    run.save(record)
+                if stop.any_rank(run.env):
+                    path = run.save(record)
+                    if run.env.is_main:
+                        tqdm.write(f"stopped at step {run.step}; checkpoint {path}; continue with --resume")
+                    raise KeyboardInterrupt
+        finally:
+            bar.close()
     return record
 
 
@@ -458,7 +522,7 @@ def train_teacher(teacher: nn.Module, data: PatchDataset, cfg: TeacherConfig, ou
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ema = clone_frozen(teacher)
-    config = {"teacher": to_plain(cfg), **(extra_config or {})}
+    config = {"teacher": to_plain(cfg), **network_description(teacher), **(extra_config or {})}
     run = Run("teacher", {"teacher": teacher}, {"teacher": cfg.lr}, {"teacher": ema}, config, out_dir, env)
     if resume and run.resume() and env.is_main and not quiet:
         tqdm.write(f"resumed {out_dir} at step {run.step}")
@@ -518,7 +582,7 @@ def sharpness(samples: Tensor, clean: Tensor) -> Tensor:
     kernel = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]], device=clean.device).expand(clean.shape[1], 1, 3, 3)
 
     def energy(x: Tensor) -> Tensor:
-        return F.conv2d(x, kernel, groups=x.shape[1]).pow(2).flatten(1).sum(1)
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=x.shape[1]).pow(2).flatten(1).sum(1)
 
     return energy(samples) / energy(clean).clamp_min(1e-12)
 
@@ -579,7 +643,7 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
     lrs = {"generator": cfg.lr * cfg.g_lr_scale, "fake": cfg.lr}
     if disc is not None:
         nets["disc"], lrs["disc"] = disc, cfg.lr * cfg.d_lr_scale
-    config = {"distill": to_plain(cfg), **(extra_config or {})}
+    config = {"distill": to_plain(cfg), **network_description(generator_net), **(extra_config or {})}
     run = Run("distill", nets, lrs, {"generator": clone_frozen(generator_net)}, config, out_dir, env)
     if resume and run.resume() and env.is_main and not quiet:
         tqdm.write(f"resumed {out_dir} at step {run.step}")
@@ -625,11 +689,12 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
         if run.step % cfg.val_every and run.step != cfg.steps:
             return {}
         diag = generator_diagnostic(run.emas["generator"], teacher, val_images, cfg.val_sigmas, seed=cfg.seed)
-        if env.is_main and diag["val_gap"] < best["gap"]:
+        if diag["val_gap"] < best["gap"]:  # identical on every rank: same EMA weights, same batch
             best["gap"] = diag["val_gap"]
             path = run.save({**record, **diag})
-            checkpoints._atomic_link(path, out_dir / "best.safetensors")
-            best_path.write_text(json.dumps({"step": run.step, **diag}, indent=2))
+            if env.is_main:
+                checkpoints.link_latest(path, out_dir / "best.safetensors")
+                best_path.write_text(json.dumps({"step": run.step, **diag}, indent=2))
         return diag
 
     images_per_step = per_rank * env.world * (cfg.fake_steps + 1)

@@ -86,7 +86,7 @@ def train_main(preset, data, out, steps, resume, exclude, device, quiet):
         if env.is_main and not quiet:
             click.echo(f"teacher: {count_parameters(teacher):,} parameters, {env.world} process(es) on {env.device}",
                        err=True)
-        extra = {"network": dataclasses.asdict(cfg.network), "data": str(data), "images": dataset.names,
+        extra = {"data": str(data), "images": dataset.names,
                  "preset": str(preset)}
         training.train_teacher(teacher, dataset, cfg, out, env, resume=resume, quiet=quiet, extra_config=extra)
 
@@ -118,7 +118,7 @@ def distill_main(teacher_path, val_data, preset, data, out, steps, resume, exclu
         if val_data is not None:
             val_set = training.PatchDataset(val_data, cfg.patch, network.img_channels)
             val_images = val_set.batch(cfg.val_images, torch.Generator().manual_seed(12345))
-        extra = {"network": dataclasses.asdict(network), "teacher_checkpoint": str(teacher_path),
+        extra = {"teacher_checkpoint": str(teacher_path),
                  "data": str(data), "images": dataset.names, "preset": str(preset)}
         training.distill(teacher, generator_net, fake, dataset, cfg, out, disc=disc, val_images=val_images,
                          env=env, resume=resume, quiet=quiet, extra_config=extra)

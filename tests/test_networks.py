@@ -1,0 +1,66 @@
+"""Networks: any size, teacher initialisation, no spatial statistics, the key identity (DESIGN 3.2)."""
+
+import torch
+
+from analytic import GaussianPrior
+from ncvsd_inverse.edm import denoising_posterior
+from ncvsd_inverse.networks import (ConditionalDenoiser, Discriminator, GenerativeDenoiser, UNetConfig,
+                                    build_teacher)
+
+TINY = UNetConfig(img_channels=3, model_channels=8, channel_mult=(1, 2), num_blocks=1)
+
+
+def test_any_image_size_and_gray():
+    teacher = build_teacher(TINY).eval()
+    for shape in [(2, 3, 37, 53), (1, 3, 5, 9), (1, 3, 64, 64)]:
+        x = torch.randn(shape)
+        assert teacher(x, 0.5).shape == shape
+    gray = build_teacher(UNetConfig(img_channels=1, model_channels=8, channel_mult=(1, 2), num_blocks=1)).eval()
+    assert gray(torch.randn(1, 1, 17, 11), torch.tensor([0.3])).shape == (1, 1, 17, 11)
+
+
+def test_conditional_networks_start_as_the_teacher():
+    teacher = build_teacher(TINY).eval()
+    x, y = torch.randn(2, 3, 24, 20), torch.randn(2, 3, 24, 20)
+    cond = ConditionalDenoiser.init_from(teacher).eval()
+    assert torch.allclose(cond(x, 0.7, y, 0.2), teacher(x, 0.7), atol=1e-6)
+    generator = GenerativeDenoiser(ConditionalDenoiser.init_from(teacher, "cond")).eval()
+    z = torch.randn_like(y)
+    sigma_hat = 0.2 * (1 + generator.gamma)
+    expected = teacher(y + (sigma_hat**2 - 0.04) ** 0.5 * z, sigma_hat)
+    assert torch.allclose(generator(y, 0.2, z=z), expected, atol=1e-5)
+    sample, logvar = generator(y, torch.tensor([0.2, 0.4]), return_logvar=True)
+    assert sample.shape == y.shape and logvar.shape == (2, 1, 1, 1)
+    assert generator.sample(y, 0.2, ts=[1.0, 0.5, 0.1]).shape == y.shape
+    assert Discriminator.init_from(teacher)(x, 0.5, y, 0.2).shape == (2,)
+
+
+def test_no_spatial_statistics():
+    """Far-away content does not change a pixel's output (no norm over H x W)."""
+    teacher = build_teacher(TINY).eval()
+    big = torch.randn(1, 3, 96, 96)
+    changed = big.clone()
+    changed[..., :20, :] = torch.randn(1, 3, 20, 96) * 5  # far from the centre
+    with torch.no_grad():
+        a, b = teacher(big, 0.5), teacher(changed, 0.5)
+    assert torch.allclose(a[..., 56:72, 40:56], b[..., 56:72, 40:56], atol=1e-6)
+    assert not torch.allclose(a[..., :8, :], b[..., :8, :])
+
+
+def test_key_identity_gives_the_denoising_posterior_mean():
+    """D(y_eff, sigma_eff) = E[x | y, x_t] for a Gaussian prior (DESIGN 3.2)."""
+    prior = GaussianPrior((1, 2, 3), seed=4)
+    gen = torch.Generator().manual_seed(0)
+    x = prior.sample(5, gen)
+    sigma, t = 0.3, torch.tensor([0.1, 0.5, 1.0, 2.0, 10.0]).reshape(-1, 1, 1, 1)
+    y = x + sigma * torch.randn(x.shape, generator=gen)
+    x_t = x + t * torch.randn(x.shape, generator=gen)
+    y_eff, sigma_eff = denoising_posterior(y, torch.tensor(sigma), x_t, t)
+    ours = prior.denoise(y_eff, sigma_eff.flatten()).reshape(5, -1).double()
+    # joint Gaussian conditioning on both observations
+    eye = torch.eye(prior.dim, dtype=torch.float64)
+    prec_prior = torch.linalg.inv(prior.cov)
+    for i in range(5):
+        precision = prec_prior + eye / sigma**2 + eye / float(t[i]) ** 2
+        rhs = prec_prior @ prior.mu + y[i].flatten().double() / sigma**2 + x_t[i].flatten().double() / float(t[i]) ** 2
+        assert torch.allclose(ours[i], torch.linalg.solve(precision, rhs), atol=1e-5)

@@ -1,0 +1,223 @@
+"""Trainers: closed-form targets, bitwise resume, torchrun with 2 ranks, checkpoints, CLI errors."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from analytic import (GaussianPrior, MixturePrior, MLPBackbone, TeacherInitialisedBackbone)
+from ncvsd_inverse import training
+from ncvsd_inverse.checkpoints import CheckpointError, read_checkpoint, save_checkpoint
+from ncvsd_inverse.cli.train import distill_main, train_main
+from ncvsd_inverse.models import load_generator, load_teacher
+from ncvsd_inverse.networks import ConditionalDenoiser, Denoiser, GenerativeDenoiser
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_distill_config(**changes):
+    base = dict(batch=256, lr=3e-3, g_lr_scale=0.3, lr_ref_steps=10**6, rampup_steps=0, sigma_min=0.2,
+                sigma_max=1.0, sigma_levels=3, sigma_rho=1.0, steps=800, checkpoint_every=10**6,
+                log_every=10**6, val_every=10**6, ema_std=0.0, grad_clip=0.0, val_sigmas=(0.5,),
+                val_images=4, fake_steps=3)
+    return training.DistillConfig(**{**base, **changes})
+
+
+def test_teacher_loss_learns_the_exact_gaussian_denoiser(tmp_path):
+    torch.manual_seed(0)
+    prior = GaussianPrior((1, 2, 2))
+    teacher = Denoiser(MLPBackbone(prior.shape))
+    cfg = training.TeacherConfig(batch=256, lr=3e-3, lr_ref_steps=10**6, rampup_steps=0, steps=600,
+                                 checkpoint_every=10**6, log_every=10**6, ema_std=0.0)
+    gen = torch.Generator().manual_seed(1)
+    x = prior.sample(4000, gen)
+
+    def excess_mse(net, sigma):
+        noisy = x + sigma * torch.randn(x.shape, generator=gen)
+        with torch.no_grad():
+            return float(((net(noisy, sigma) - prior.denoise(noisy, sigma)) ** 2).mean()
+                         / ((x - prior.denoise(noisy, sigma)) ** 2).mean())
+
+    before = [excess_mse(teacher.eval(), s) for s in (0.1, 0.5, 1.0)]
+    run = training.train_teacher(teacher, prior, cfg, tmp_path, quiet=True)
+    after = [excess_mse(run.module("teacher").eval(), s) for s in (0.1, 0.5, 1.0)]
+    # excess error over the MMSE, relative to the MMSE: a few percent after training
+    assert max(after) < 0.1 and all(a < 0.2 * b for a, b in zip(after, before)), (before, after)
+
+
+def posterior_errors(generator_net, prior, sigmas=(0.2, 0.6, 1.0)):
+    """Per (sigma, y): max |mean error| in posterior stds, relative Frobenius covariance error."""
+    errors = []
+    gen = torch.Generator().manual_seed(7)
+    for sigma in sigmas:
+        x0 = prior.sample(2, gen)
+        for i in range(2):
+            y = x0[i:i + 1] + sigma * torch.randn(1, *prior.shape, generator=gen)
+            mean, cov = prior.posterior(y, sigma)
+            with torch.no_grad():
+                draws = generator_net(y.expand(4000, -1, -1, -1), sigma).reshape(4000, -1).double()
+            mean_err = ((draws.mean(0) - mean[0]) / cov.diagonal().sqrt()).abs().max()
+            cov_err = torch.linalg.norm(torch.cov(draws.T) - cov) / torch.linalg.norm(cov)
+            errors.append((float(mean_err), float(cov_err)))
+    return errors
+
+
+def test_ncvsd_distills_the_gaussian_posterior(tmp_path):
+    """Exact Gaussian teacher, GAN off: G(y, sigma) samples match p(x | y) in mean and covariance."""
+    torch.manual_seed(0)
+    prior = GaussianPrior((1, 2, 2))
+    generator_net = GenerativeDenoiser(ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape), uncertainty_on="cond"))
+    fake = ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape))
+    before = posterior_errors(generator_net, prior)
+    run = training.distill(prior, generator_net, fake, prior, small_distill_config(), tmp_path, quiet=True)
+    after = posterior_errors(run.emas["generator"], prior)
+    # tolerance: mean within 0.45 posterior std per pixel, covariance within 35 % (Frobenius)
+    assert all(m < 0.45 and c < 0.35 for m, c in after), after
+    assert sum(c for _, c in after) < 0.4 * sum(c for _, c in before), (before, after)
+
+
+def test_ncvsd_generator_is_bimodal_with_posterior_weights(tmp_path):
+    """Two-component mixture: samples split between the modes with the analytic posterior weights.
+    A deterministic denoiser puts every sample at the posterior mean, between the modes."""
+    torch.manual_seed(0)
+    prior = MixturePrior(d=2)
+    generator_net = GenerativeDenoiser(ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape), uncertainty_on="cond"))
+    fake = ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape))
+    cfg = small_distill_config(sigma_max=0.6, sigma_levels=1, steps=2500)
+    run = training.distill(prior, generator_net, fake, prior, cfg, tmp_path, quiet=True)
+    for y0 in (0.0, 0.2):
+        y = torch.full((1, *prior.shape), y0)
+        weight = float(prior.responsibilities(y, 0.6)[0, 0])
+        with torch.no_grad():
+            draws = run.emas["generator"](y.expand(4000, -1, -1, -1), 0.6).reshape(4000, -1)
+            mmse = prior(y, torch.tensor([0.6])).reshape(-1)
+        in_first = float((draws.sum(1) > 0).float().mean())
+        between = float((draws.mean(1).abs() < 0.4).float().mean())
+        assert abs(in_first - weight) < 0.1, (y0, in_first, weight)
+        assert between < 0.3, between
+        assert abs(float(mmse.mean())) < 0.4  # a deterministic denoiser would put every sample "between"
+
+
+def _tiny(**changes):
+    teacher_cfg, distill_cfg = training.load_preset("tiny")
+    return dataclasses.replace(teacher_cfg, **changes), distill_cfg
+
+
+def _state(run):
+    return {k: v.clone() for k, v in run.tensors().items()}
+
+
+def test_teacher_resume_is_bitwise(tmp_path, data_dir):
+    cfg, _ = _tiny(steps=6, checkpoint_every=3)
+    data = training.PatchDataset(data_dir, cfg.patch)
+
+    def fresh():
+        torch.manual_seed(cfg.seed)
+        from ncvsd_inverse.networks import build_teacher
+        return build_teacher(cfg.network)
+
+    straight = training.train_teacher(fresh(), data, cfg, tmp_path / "a", quiet=True)
+    training.train_teacher(fresh(), data, dataclasses.replace(cfg, steps=3), tmp_path / "b", quiet=True)
+    resumed = training.train_teacher(fresh(), data, cfg, tmp_path / "b", resume=True, quiet=True)
+    a, b = _state(straight), _state(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((tmp_path / "b" / "latest.json").read_text())["step"] == 6
+
+
+def test_distill_resume_after_interrupt_is_bitwise(tmp_path, data_dir, monkeypatch):
+    teacher_cfg, cfg = _tiny()
+    cfg = dataclasses.replace(cfg, steps=5, checkpoint_every=100, val_every=100, gan_scale=0.1, gan_warmup_steps=2)
+    data = training.PatchDataset(data_dir, cfg.patch)
+    from ncvsd_inverse.networks import build_teacher
+    torch.manual_seed(0)
+    teacher = build_teacher(teacher_cfg.network).eval().requires_grad_(False)
+
+    def run(out, resume=False):
+        torch.manual_seed(1)
+        g, f, d = training.build_distillation_nets(teacher, cfg)
+        return training.distill(teacher, g, f, data, cfg, out, disc=d, resume=resume, quiet=True)
+
+    straight = run(tmp_path / "a")
+    # Ctrl-C in the middle of step 3: the step is finished, checkpointed, then the run stops
+    real_update = training.update_ema
+    calls = {"n": 0}
+
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        real_update(*args, **kwargs)
+
+    monkeypatch.setattr(training, "update_ema", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b")
+    monkeypatch.setattr(training, "update_ema", real_update)
+    assert json.loads((tmp_path / "b" / "latest.json").read_text())["step"] == 3
+    resumed = run(tmp_path / "b", resume=True)
+    a, b = _state(straight), _state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert isinstance(load_generator(tmp_path / "b"), GenerativeDenoiser)
+
+
+def test_torchrun_two_ranks_stay_in_sync(tmp_path, data_dir):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "ncvsd_inverse.cli.train", "teacher", "--preset", "tiny", "--data", str(data_dir),
+           "--out", str(tmp_path / "ddp"), "--steps", "4", "--quiet", "--device", "cpu"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    meta = json.loads((tmp_path / "ddp" / "latest.json").read_text())
+    assert meta["step"] == 4 and meta["config"]["world_size"] == 2
+    assert meta["stats"]["rank_weight_divergence"] == 0.0
+    assert isinstance(load_teacher(tmp_path / "ddp"), Denoiser)
+
+
+def test_checkpoints_load_without_pickle_and_reject_mismatches(tmp_path, data_dir):
+    cfg, _ = _tiny(steps=2, checkpoint_every=2)
+    from ncvsd_inverse.networks import build_teacher
+    training.train_teacher(build_teacher(cfg.network), training.PatchDataset(data_dir, cfg.patch), cfg,
+                           tmp_path / "run", quiet=True)
+    teacher = load_teacher(tmp_path / "run")
+    assert teacher(torch.zeros(1, 3, 9, 9), 1.0).shape == (1, 3, 9, 9)
+    tensors, meta = read_checkpoint(tmp_path / "run")
+    meta["config"]["network"]["model_channels"] = 16  # config no longer matches the tensors
+    (tmp_path / "bad").mkdir()
+    save_checkpoint(tmp_path / "bad", 1, tensors, meta["config"])
+    with pytest.raises(CheckpointError, match="do not match the config"):
+        load_teacher(tmp_path / "bad")
+    (tmp_path / "corrupt.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_teacher(tmp_path / "corrupt.safetensors")
+    torch.save({"x": torch.zeros(1)}, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_teacher(tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match="teacher checkpoint"):
+        load_generator(tmp_path / "run")
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path, data_dir):
+    runner = CliRunner()
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(train_main, ["--preset", "tiny", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "no usable images" in result.output
+    result = runner.invoke(train_main, ["--preset", "tiny", "--data", str(data_dir), "--out", str(tmp_path / "o"),
+                                        "--steps", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(train_main, ["--preset", "tiny", "--data", str(data_dir), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--resume" in result.output
+    result = runner.invoke(train_main, ["--preset", "nope", "--data", str(data_dir), "--out", str(tmp_path / "p")])
+    assert result.exit_code == 2 and "unknown training preset" in result.output
+    result = runner.invoke(distill_main, ["--teacher", str(tmp_path / "missing"), "--preset", "tiny",
+                                          "--data", str(data_dir), "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "no such checkpoint" in result.output
+    result = runner.invoke(distill_main, ["--teacher", str(tmp_path / "o"), "--preset", "tiny", "--data", str(data_dir),
+                                          "--out", str(tmp_path / "d"), "--steps", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "d" / "latest.safetensors").exists() and (tmp_path / "d" / "stats.jsonl").exists()
