@@ -107,6 +107,10 @@ class Operator:
         noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
         return clean + sigma_y * noise
 
+    def clean_shape(self, measurement_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of the clean image that gives a measurement of ``measurement_shape``."""
+        return tuple(measurement_shape)
+
     def check_size(self, shape: tuple[int, ...]) -> None:
         """Raise :class:`ImageTooSmallError` if a clean image of ``shape`` is too small."""
         height, width = shape[-2:]

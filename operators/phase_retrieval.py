@@ -31,6 +31,10 @@ class PhaseRetrieval(Operator):
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
         return round(self.oversampling * height), round(self.oversampling * width)
 
+    def clean_shape(self, measurement_shape: tuple[int, ...]) -> tuple[int, ...]:
+        height, width = (round(n / self.oversampling) for n in measurement_shape[-2:])
+        return (*measurement_shape[:-2], height, width)
+
     def forward(self, x: Tensor) -> Tensor:
         height, width = self.padded_size(x.shape[-2], x.shape[-1])
         padded = F.pad((x + 1) / 2, (0, width - x.shape[-1], 0, height - x.shape[-2]))

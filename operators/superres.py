@@ -78,6 +78,9 @@ class SuperResolution(Operator):
             return self.image_size
         return height * self.factor, width * self.factor
 
+    def clean_shape(self, measurement_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (*measurement_shape[:-2], *self.clean_size(*measurement_shape[-2:]))
+
     def forward(self, x: Tensor) -> Tensor:
         (rh, *_), (rw, *_) = self._matrices(x.shape[-2], x.shape[-1], x.device)
         return rh @ x @ rw.T

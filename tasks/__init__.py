@@ -147,6 +147,16 @@ class Task:
         op.check_size(tuple(shape))
         return op
 
+    def clean_shape(self, measurement_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The clean image's shape for a measurement of ``measurement_shape``."""
+        *lead, height, width = measurement_shape
+        if self.operator_type == "super_resolution":
+            return (*lead, height * self.operator["factor"], width * self.operator["factor"])
+        if self.operator_type == "phase_retrieval":
+            factor = self.operator["oversampling"]
+            return (*lead, round(height / factor), round(width / factor))
+        return tuple(measurement_shape)
+
     def to_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "sigma_y": self.sigma_y,
                 "operator": dict(self.operator), "sampler": dict(self.sampler)}

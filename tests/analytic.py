@@ -138,3 +138,20 @@ class TeacherInitialisedBackbone(nn.Module):
         with torch.no_grad():
             teacher_out = (self.teacher(x, sigma.flatten()) - c_skip * x) / c_out
         return teacher_out + self.residual(x_in, c_noise, cond, cond_noise)
+
+
+class GaussianPosteriorSampler:
+    """The exact generative denoiser of a Gaussian prior: G(u, sigma) ~ p(x | u = x + sigma n)."""
+
+    def __init__(self, prior: GaussianPrior):
+        self.prior, self.calls = prior, 0
+
+    def __call__(self, u, sigma, generator=None):
+        self.calls += 1
+        sigma = torch.as_tensor(sigma).reshape(-1)
+        level = float(sigma[0])
+        assert torch.all(sigma == sigma[0]), "PnP-GD uses one level per step"
+        mean, cov = self.prior.posterior(u, level)
+        chol = torch.linalg.cholesky(cov + 1e-12 * torch.eye(cov.shape[0], dtype=cov.dtype))
+        z = torch.randn(u.shape[0], cov.shape[0], generator=generator, dtype=torch.float64)
+        return (mean + z @ chol.T).float().reshape(u.shape)

@@ -1,0 +1,186 @@
+"""``ncvsd-solve``: recover an image from a degraded one with a task preset and a generative denoiser."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from ncvsd_inverse import metrics
+from ncvsd_inverse.api import load_model, solve
+from ncvsd_inverse.checkpoints import CheckpointError
+from ncvsd_inverse.cli.common import user_errors
+from ncvsd_inverse.io import ImageReadError, read_image, write_image
+from operators import ImageTooSmallError, mask_from_image
+from tasks import available_tasks, load_task
+
+#: Smallest clean image the solver accepts (height and width, pixels).
+MIN_CLEAN_SIZE = 8
+
+EXAMPLES = """
+\b
+Examples:
+  ncvsd-solve --task sr4x low_res.png                      # writes low_res_sr4x.png (4x larger)
+  ncvsd-solve --task box_inpainting damaged.png --mask mask.png -o restored.png
+  ncvsd-solve --task motion_deblur blurred.png --kernel kernel.npy --runs 4 --save-std std.png
+  ncvsd-solve --task sr4x clean.png --simulate --report report.json    # degrade, solve, score
+  ncvsd-solve --task sr4x low_res.png --prior teacher      # ablation: deterministic prior step
+  ncvsd-solve --list-tasks
+"""
+
+
+def _read_measurement(path: Path) -> torch.Tensor:
+    """An image file, or a ``.npy`` array ``(C, H, W)`` / ``(H, W)`` (phase-retrieval magnitudes)."""
+    if path.suffix.lower() == ".npy":
+        if not path.is_file():
+            raise ImageReadError(f"{path}: no such file")
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise ImageReadError(f"{path}: not a readable .npy array ({error})") from None
+        tensor = torch.from_numpy(np.asarray(array, dtype=np.float32))
+        return tensor.reshape(1, *([1] * (3 - tensor.ndim)), *tensor.shape)
+    return read_image(path)
+
+
+def _read_kernel(path: Path, image_shape: tuple[int, ...]) -> torch.Tensor:
+    """A blur kernel from ``.npy`` or an image (gray levels), normalised to sum 1."""
+    if path.suffix.lower() == ".npy":
+        kernel = _read_measurement(path)[0, 0]
+    else:
+        kernel = (read_image(path).mean(dim=1)[0] + 1) / 2
+    if kernel.ndim != 2 or float(kernel.sum()) <= 0 or bool((kernel < 0).any()):
+        raise ValueError(f"{path}: a blur kernel must be a 2-D array of non-negative values")
+    if kernel.shape[0] > image_shape[-2] or kernel.shape[1] > image_shape[-1]:
+        raise ValueError(f"{path}: kernel of {kernel.shape[0]}x{kernel.shape[1]} is larger than the "
+                         f"{image_shape[-2]}x{image_shape[-1]} image")
+    return kernel / kernel.sum()
+
+
+def _check_writable(path: Path, what: str) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise OSError(f"cannot write the {what} {path}: folder {folder} does not exist or is not writable")
+    if path.is_dir():
+        raise OSError(f"cannot write the {what} {path}: it is a folder")
+
+
+def _std_map(std: torch.Tensor) -> torch.Tensor:
+    """Per-pixel std ``(C, H, W)`` as a colour-mapped ``(1, 3, H, W)`` image in [-1, 1] (magma)."""
+    from matplotlib import colormaps
+
+    level = std.mean(dim=0)
+    scaled = (level / level.max().clamp_min(1e-8)).cpu().numpy()
+    rgb = torch.from_numpy(colormaps["magma"](scaled)[..., :3]).float().permute(2, 0, 1)
+    return rgb[None] * 2 - 1
+
+
+def _write_json(data: dict, path: Path) -> None:
+    handle, temp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".json.tmp")
+    with os.fdopen(handle, "w") as out:
+        json.dump(data, out, indent=2)
+    os.replace(temp, path)
+
+
+def _scores(estimate: torch.Tensor, clean: torch.Tensor, lpips_weights) -> dict:
+    score = lambda f: float(f(estimate, clean).mean())  # noqa: E731
+    lp = metrics.lpips(estimate, clean, weights=lpips_weights) if estimate.shape[1] in (1, 3) else None
+    return {"psnr": score(metrics.psnr), "ssim": score(metrics.ssim),
+            "lpips": None if lp is None else float(lp.mean())}
+
+
+@click.command(epilog=EXAMPLES)
+@click.argument("image", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--task", metavar="NAME", help="Task preset: " + ", ".join(available_tasks()) + ".")
+@click.option("--preset", type=click.Path(dir_okay=False, path_type=Path), help="Task preset YAML file (instead of --task).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Output image (default: <stem>_<task>.png beside IMAGE).")
+@click.option("--mask", type=click.Path(dir_okay=False, path_type=Path), help="Inpainting mask image (white = known).")
+@click.option("--kernel", type=click.Path(dir_okay=False, path_type=Path), help="Blur kernel (.npy or image).")
+@click.option("--simulate", is_flag=True, help="IMAGE is clean: degrade it (seeded), solve, and score the result.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the scores, NFE and seconds as JSON.")
+@click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True, help="Posterior samples; the output is their mean.")
+@click.option("--save-samples", type=click.Path(file_okay=False, path_type=Path), help="Folder for the individual samples.")
+@click.option("--save-std", type=click.Path(dir_okay=False, path_type=Path), help="Uncertainty map (per-pixel std, colour-mapped PNG).")
+@click.option("--model", type=click.Path(path_type=Path), help="Generator checkpoint or ncvsd-distill run folder (default: shipped model).")
+@click.option("--prior", type=click.Choice(["ncvsd", "teacher"]), default="ncvsd", show_default=True,
+              help="Prior step: the generative denoiser, or the teacher's deterministic denoiser (ablation).")
+@click.option("--steps", type=click.IntRange(min=1), help="Sampler steps (= network evaluations).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler (and of --simulate's noise).")
+@click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present).")
+@click.option("--likelihood-scale", type=click.FloatRange(min=0, min_open=True), help="Likelihood scale s (overrides the preset).")
+@click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), help="torchvision AlexNet weights file for LPIPS.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.option("--list-tasks", is_flag=True, help="List the task presets and exit.")
+def main(image, task, preset, output, mask, kernel, simulate, report, runs, save_samples, save_std, model, prior,
+         steps, seed, device, likelihood_scale, lpips_weights, quiet, list_tasks):
+    """Recover IMAGE (a degraded photo) with a task preset and an NCVSD generative denoiser."""
+    if list_tasks:
+        for name in available_tasks():
+            click.echo(f"{name:18s} {load_task(name).description}")
+        return
+    with user_errors():
+        if image is None:
+            raise click.UsageError("missing IMAGE (see --help)")
+        if (task is None) == (preset is None):
+            raise click.UsageError("give exactly one of --task NAME or --preset FILE")
+        spec = load_task(task if task is not None else preset)
+        output = output or image.with_name(f"{image.stem}_{spec.name}.png")
+        _check_writable(output, "output")
+        for path, what in ((report, "report"), (save_std, "uncertainty map")):
+            if path is not None:
+                _check_writable(path, what)
+        if save_samples is not None:
+            save_samples.mkdir(parents=True, exist_ok=True)
+        loaded = load_model(model, "generator" if prior == "ncvsd" else "teacher", device)
+
+        observed = _read_measurement(image)
+        clean = None
+        if simulate:
+            clean = observed
+            clean_shape = tuple(clean.shape)
+        else:
+            clean_shape = spec.clean_shape(tuple(observed.shape))
+        if min(clean_shape[-2:]) < MIN_CLEAN_SIZE:
+            raise ImageTooSmallError(f"{image}: image too small: the restored image would be {clean_shape[-2]}x{clean_shape[-1]}; "
+                                     f"the solver needs at least {MIN_CLEAN_SIZE}x{MIN_CLEAN_SIZE}")
+        mask_tensor = mask_from_image(mask) if mask is not None else None
+        kernel_tensor = _read_kernel(kernel, clean_shape) if kernel is not None else None
+        operator = spec.build_operator(clean_shape, mask=mask_tensor, kernel=kernel_tensor)
+        if simulate:
+            noise = torch.Generator().manual_seed(seed)
+            observed = operator.measure(clean, spec.sigma_y, noise)
+
+        result = solve(observed, spec, loaded, runs=runs, steps=steps, seed=seed, device=device, prior=prior,
+                       mask=mask_tensor, kernel=kernel_tensor, progress=not quiet,
+                       likelihood_scale=likelihood_scale)
+        estimate = result.mean.cpu().clamp(-1, 1)
+        write_image(estimate, output)
+        if save_samples is not None:
+            for index, sample in enumerate(result.samples[:, :1].cpu()):
+                write_image(sample.clamp(-1, 1), save_samples / f"{output.stem}_sample{index:02d}.png")
+        if save_std is not None:
+            write_image(_std_map(result.std[0]), save_std)
+
+        summary = {"task": spec.name, "input": str(image), "output": str(output), "prior": prior,
+                   "runs": runs, "nfe": result.nfe, "seconds": round(result.seconds, 3),
+                   "seconds_per_image": round(result.seconds / observed.shape[0], 3),
+                   "outside_network_fraction": round(result.outside_network_fraction, 4)}
+        if clean is not None:
+            summary["mean"] = _scores(estimate, clean, lpips_weights)
+            summary["sample"] = _scores(result.samples[0].cpu().clamp(-1, 1), clean, lpips_weights)
+            if summary["mean"]["lpips"] is None:
+                summary["lpips_note"] = metrics.lpips_status(weights=lpips_weights)
+        if report is not None:
+            _write_json(summary, report)
+        if not quiet:
+            line = f"{output}  ({result.nfe} NFE, {result.seconds:.1f} s"
+            if clean is not None:
+                m = summary["mean"]
+                lp = "unavailable" if m["lpips"] is None else f"{m['lpips']:.4f}"
+                line += f"; PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, LPIPS {lp}"
+            click.echo(line + ")", err=True)

@@ -1,0 +1,158 @@
+"""Sampling with generative denoisers: zero-shot posterior sampling (PnP-GD, DESIGN 3.6) and
+unconditional generation (DESIGN 3.5).
+
+A *prior step* is any callable ``prior(u, sigma, generator) -> x``: one network evaluation that
+turns a noisy image ``u`` at level ``sigma`` into a clean estimate. :class:`GenerativePrior`
+draws a sample with a :class:`GenerativeDenoiser`; :class:`DenoiserPrior` (the ablation) returns
+the deterministic MMSE estimate of a teacher.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from .edm import as_level, karras_sigmas
+
+Tensor = torch.Tensor
+
+
+class GenerativePrior:
+    """Prior step ``x ~ G(u, sigma)``: one sample of the clean image given the noisy ``u``.
+
+    ``channels``: the model's channel count. Gray images are replicated to 3 channels for an RGB
+    model and the result averaged back to gray; colour images given to a gray model are denoised
+    channel by channel.
+    """
+
+    label = "ncvsd"
+
+    def __init__(self, model: Callable, channels: int | None = None):
+        self.model, self.channels, self.calls, self.seconds = model, channels, 0, 0.0
+
+    def _evaluate(self, u: Tensor, sigma: Tensor, generator) -> Tensor:
+        return self.model(u, sigma, generator=generator)
+
+    def __call__(self, u: Tensor, sigma: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        started = time.perf_counter()
+        n, c = u.shape[:2]
+        if self.channels == 3 and c == 1:  # gray image, RGB model: replicate, then average back
+            x = self._evaluate(u.expand(-1, 3, -1, -1), sigma, generator).mean(dim=1, keepdim=True)
+        elif self.channels == 1 and c > 1:  # colour image, gray model: each channel on its own
+            x = self._evaluate(u.reshape(n * c, 1, *u.shape[2:]), sigma.repeat_interleave(c), generator)
+            x = x.reshape(u.shape)
+        else:
+            x = self._evaluate(u, sigma, generator)
+        self.calls += 1
+        self.seconds += time.perf_counter() - started
+        return x
+
+
+class DenoiserPrior(GenerativePrior):
+    """Ablation: the teacher's deterministic MMSE estimate ``D(u, sigma)`` as the prior step."""
+
+    label = "teacher (deterministic ablation)"
+
+    def _evaluate(self, u: Tensor, sigma: Tensor, generator) -> Tensor:
+        return self.model(u, sigma)
+
+
+@dataclasses.dataclass
+class PosteriorResult:
+    """What :func:`posterior_sample` returns. Images ``(runs, N, C, H, W)`` / ``(N, C, H, W)``."""
+
+    samples: Tensor           # final estimate of each run
+    mean: Tensor              # mean over runs (an MMSE-like estimate)
+    std: Tensor               # per-pixel standard deviation over runs (zero for one run)
+    measurement: Tensor
+    nfe: int                  # network evaluations per image (all runs are batched together)
+    network_calls: int        # batched network calls actually made
+    seconds: float            # wall time
+    network_seconds: float    # time inside the prior step
+    sigmas: Tensor
+    trajectory: list[Tensor] | None = None
+    misfit: Tensor | None = None  # (runs, N) data misfit of the kept chains (nonlinear tasks)
+
+    @property
+    def outside_network_fraction(self) -> float:
+        return max(self.seconds - self.network_seconds, 0.0) / max(self.seconds, 1e-12)
+
+
+def pnp_sigmas(steps: int, sigma_max: float = 80.0, sigma_min: float = 0.002, rho: float = 2.0,
+               device="cpu") -> Tensor:
+    """DESIGN 3.6: ``steps + 1`` Karras levels ``sigma_0 = sigma_max > ... > sigma_N = sigma_min``."""
+    return karras_sigmas(steps + 1, sigma_max, sigma_min, rho, device)
+
+
+def _ema_update(estimate: Tensor | None, x: Tensor, sigma: float, ema_sigma: float, ema_decay: float) -> Tensor:
+    """DESIGN 3.6: ``x_hat = x_i``, or an EMA of the ``x_i`` once ``sigma_i < ema_sigma``."""
+    if estimate is None or sigma >= ema_sigma or ema_decay <= 0:
+        return x
+    return ema_decay * estimate + (1 - ema_decay) * x
+
+
+@torch.inference_mode()
+def posterior_sample(prior: Callable, operator, y: Tensor, sigmas: Tensor, likelihood_scale: float,
+                     runs: int = 1, restarts: int = 1, x_init: Tensor | None = None, ema_sigma: float = 0.0,
+                     ema_decay: float = 0.0, generator: torch.Generator | None = None,
+                     keep_trajectory: bool = False, progress: bool = False) -> PosteriorResult:
+    """PnP-GD (DESIGN 3.6): alternate one prior step and one exact likelihood step.
+
+    ``u = x_init + sigma_0 z``; for each level ``x_i = prior(u, sigma_i)`` (1 NFE) and
+    ``u ~ N(u; x_i, sigma_{i+1}^2 I) N(y; A u, s^2 I)`` with ``s = likelihood_scale``.
+
+    y: ``(N, ...)`` measurement; sigmas: ``(steps + 1,)`` decreasing (:func:`pnp_sigmas`);
+    x_init: ``(N, C, H, W)`` starting image (default zeros); ``runs`` independent chains per
+    measurement, batched; ``restarts`` chains per run of which the one with the lowest data
+    misfit ``||A(x) - y||^2`` is kept (for nonlinear problems). Returns a :class:`PosteriorResult`.
+    """
+    started = time.perf_counter()
+    clean_shape = operator.clean_shape(tuple(y.shape))
+    batch = y.shape[0]
+    chains = runs * restarts
+    if x_init is None:
+        x_init = torch.zeros(clean_shape, device=y.device, dtype=y.dtype)
+    ys = y.repeat(chains, *([1] * (y.ndim - 1)))
+    start = x_init.repeat(chains, 1, 1, 1)
+    noise = torch.randn(start.shape, generator=generator, device=y.device, dtype=y.dtype)
+    u = start + float(sigmas[0]) * noise
+    calls_before = getattr(prior, "calls", 0)
+    network_before = getattr(prior, "seconds", 0.0)
+    estimate, trajectory = None, [] if keep_trajectory else None
+    levels = sigmas.tolist()
+    for i in tqdm(range(len(levels) - 1), disable=not progress, desc="sampling", unit="step", leave=False):
+        x = prior(u, as_level(levels[i], u).flatten(), generator)
+        u = operator.likelihood_step(x, ys, likelihood_scale, levels[i + 1], generator=generator)
+        estimate = _ema_update(estimate, x, levels[i], ema_sigma, ema_decay)
+        if keep_trajectory:
+            trajectory.append(estimate.detach().cpu())
+    estimate = estimate.reshape(restarts, runs, batch, *estimate.shape[1:])
+    misfit = None
+    if restarts > 1:
+        flat_misfit = ((operator.forward(estimate.flatten(0, 2)) - ys) ** 2).flatten(1).sum(1)
+        misfit_all = flat_misfit.reshape(restarts, runs, batch)
+        best = misfit_all.argmin(dim=0)  # (runs, batch): never chosen by ground truth
+        estimate = torch.gather(estimate, 0, best[None, :, :, None, None, None].expand(1, *estimate.shape[1:]))
+        misfit = misfit_all.gather(0, best[None]).squeeze(0)
+    samples = estimate[0]
+    calls = getattr(prior, "calls", 0) - calls_before
+    return PosteriorResult(
+        samples=samples, mean=samples.mean(0), std=samples.std(0, unbiased=False), measurement=y,
+        nfe=len(levels) - 1, network_calls=calls, seconds=time.perf_counter() - started,
+        network_seconds=getattr(prior, "seconds", 0.0) - network_before, sigmas=sigmas,
+        trajectory=trajectory, misfit=misfit)
+
+
+@torch.inference_mode()
+def generate(model: Callable, shape: tuple[int, ...], ts: list[float] | None = None, sigma_max: float = 80.0,
+             generator: torch.Generator | None = None, device="cpu") -> Tensor:
+    """Unconditional samples (DESIGN 3.5): one step ``G(80 z, 80)``, or the multi-step ``ts``
+    sampler with the condition ``y = 80 z`` (pure noise at level 80)."""
+    y = sigma_max * torch.randn(shape, generator=generator, device=device)
+    if not ts:
+        return model(y, sigma_max, generator=generator)
+    return model.sample(y, sigma_max, ts=list(ts), generator=generator)

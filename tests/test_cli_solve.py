@@ -1,0 +1,118 @@
+"""``ncvsd-solve`` round trips with a tiny model, and one clear error (exit 2, no output) per bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from ncvsd_inverse import solve
+from ncvsd_inverse.cli.solve import main
+from ncvsd_inverse.io import read_image, write_image
+
+
+@pytest.fixture
+def small_images(tmp_path, data_dir):
+    clean = read_image(data_dir / "108005.png")[..., 100:164, 80:128]  # 64 x 48
+    write_image(clean, tmp_path / "clean.png")
+    write_image(clean[..., ::4, ::4], tmp_path / "low.png")  # 16 x 12
+    write_image(clean[:, :1], tmp_path / "gray.png")
+    return tmp_path
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_sr4x_round_trip_gray_and_runs(small_images, tiny_models):
+    _, generator = tiny_models
+    result = invoke("--task", "sr4x", small_images / "low.png", "--model", generator, "--steps", 3, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert Image.open(small_images / "low_sr4x.png").size == (48, 64)  # 4x the 12 x 16 input
+
+    out = small_images / "gray_out.png"
+    result = invoke("--task", "random_inpainting", small_images / "gray.png", "-o", out, "--model", generator,
+                    "--steps", 2, "--runs", 3, "--save-std", small_images / "std.png",
+                    "--save-samples", small_images / "samples", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).mode == "L"  # gray in, gray out
+    assert Image.open(small_images / "std.png").mode == "RGB"
+    assert len(list((small_images / "samples").glob("*.png"))) == 3
+
+
+def test_simulate_report(small_images, tiny_models):
+    teacher, generator = tiny_models
+    report = small_images / "report.json"
+    result = invoke("--task", "box_inpainting", small_images / "clean.png", "--simulate", "--report", report,
+                    "--model", generator, "--steps", 2, "--runs", 2)
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data["nfe"] == 2 and data["runs"] == 2 and data["seconds"] > 0
+    assert set(data["mean"]) == {"psnr", "ssim", "lpips"} and 0 < data["mean"]["psnr"] < 60
+    assert "PSNR" in result.output and "LPIPS" in result.output
+    result = invoke("--task", "sr4x", small_images / "clean.png", "--simulate", "--model", teacher,
+                    "--prior", "teacher", "--steps", 2, "--quiet", "-o", small_images / "ablation.png")
+    assert result.exit_code == 0, result.output
+
+
+def test_same_seed_same_output_other_seed_differs(small_images, tiny_models):
+    _, generator = tiny_models
+    y = read_image(small_images / "low.png")
+    a = solve(y, "sr4x", model=generator, steps=2, seed=5).mean
+    b = solve(y, "sr4x", model=generator, steps=2, seed=5).mean
+    c = solve(y, "sr4x", model=generator, steps=2, seed=6).mean
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_phase_retrieval_keeps_lowest_misfit(small_images, tiny_models):
+    _, generator = tiny_models
+    clean = read_image(small_images / "clean.png")[..., :16, :16]
+    from tasks import load_task
+
+    task = load_task("phase_retrieval")
+    y = task.build_operator(clean.shape).measure(clean, 0.05, torch.Generator().manual_seed(0))
+    result = solve(y, task, model=generator, steps=2, runs=2)
+    assert result.mean.shape == clean.shape and result.misfit.shape == (2, 1)
+
+
+def test_bad_inputs_exit_2_and_write_nothing(small_images, tiny_models, tmp_path):
+    _, generator = tiny_models
+    out = tmp_path / "never.png"
+    (tmp_path / "corrupt.safetensors").write_bytes(b"junk" * 10)
+    Image.fromarray(np.zeros((5, 7), np.uint8)).save(tmp_path / "mask_wrong.png")
+    np.save(tmp_path / "big_kernel.npy", np.ones((99, 99), np.float32))
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "dot.png")
+    (tmp_path / "text.png").write_text("hello")
+    cases = [
+        (("--task", "sr4x", tmp_path / "missing.png"), "no such file"),
+        (("--task", "sr4x", tmp_path / "text.png"), "not an image file"),
+        (("--task", "sr5x", small_images / "low.png"), "unknown task 'sr5x'"),
+        (("--task", "box_inpainting", small_images / "clean.png", "--mask", tmp_path / "mask_wrong.png"),
+         "mask is 5x7 but the image is 64x48"),
+        (("--task", "gaussian_deblur", small_images / "clean.png", "--kernel", tmp_path / "big_kernel.npy"),
+         "larger than the 64x48 image"),
+        (("--task", "sr2x", tmp_path / "dot.png"), "too small"),
+        (("--task", "sr4x", small_images / "low.png", "-o", tmp_path / "no" / "dir" / "x.png"), "cannot write the output"),
+        (("--task", "sr4x", small_images / "low.png", "--model", tmp_path / "absent"), "no such checkpoint"),
+        (("--task", "sr4x", small_images / "low.png", "--model", tmp_path / "corrupt.safetensors"), "not a readable"),
+    ]
+    for args, message in cases:
+        extra = () if "--model" in args else ("--model", generator)
+        extra += () if "-o" in args else ("-o", out)
+        result = invoke(*args, *extra, "--steps", 1, "--quiet")
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1, result.output
+        assert not out.exists()
+
+
+def test_list_tasks_and_no_default_model_message(small_images, monkeypatch):
+    result = invoke("--list-tasks")
+    assert result.exit_code == 0 and "sr4x" in result.output and "phase_retrieval" in result.output
+    import ncvsd_inverse.api as api
+
+    monkeypatch.setattr(api, "DEFAULT_MODEL_DIR", small_images / "nothing_here")
+    result = invoke("--task", "sr4x", small_images / "low.png", "--quiet")
+    assert result.exit_code == 2 and "pass a model" in result.output
