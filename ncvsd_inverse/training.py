@@ -95,6 +95,7 @@ class DistillConfig:
     val_every: int = 250
     val_sigmas: tuple[float, ...] = (0.2, 0.5)
     val_images: int = 8
+    val_patch: int = 64
     seed: int = 0
 
 
@@ -634,7 +635,8 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
 
     ``teacher``: frozen ``D(x, sigma)``; ``generator_net``: ``G(y, sigma, z, return_logvar)``;
     ``fake``: ``f(x_t, t, y, sigma, return_logvar)``; ``disc``: ``d(x_t, t, y, sigma)`` or None.
-    ``val_images``: fixed clean batch for the diagnostic (default: 8 fixed training patches).
+    ``val_images``: fixed clean batch for the diagnostic (default: ``cfg.val_images`` fixed
+    training patches of ``cfg.patch`` pixels).
     """
     env = env or Distributed()
     out_dir = Path(out_dir)

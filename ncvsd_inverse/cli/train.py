@@ -60,9 +60,17 @@ def common_options(func):
     return func
 
 
-def _check_out(out: Path, resume: bool) -> None:
+def _setup(preset: str, section: int, steps: int | None, out: Path, resume: bool, device: str | None):
+    """``(env, config)``: join torchrun if present, load the preset's teacher (0) or distill (1)
+    section with the ``--steps`` override, and refuse to overwrite a run without ``--resume``."""
+    env = training.setup_distributed(device)
+    cfg = training.load_preset(preset)[section]
+    if steps is not None:
+        cfg = dataclasses.replace(cfg, steps=steps)
     if (out / "latest.safetensors").exists() and not resume:
         raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    torch.manual_seed(cfg.seed)
+    return env, cfg
 
 
 @click.command(epilog="""\b
@@ -75,19 +83,13 @@ Examples:
 def train_main(preset, data, out, steps, resume, exclude, device, quiet):
     """Train an EDM teacher denoiser (DESIGN 3.1) on random patches of a folder of images."""
     with user_errors():
-        env = training.setup_distributed(device)
-        cfg, _ = training.load_preset(preset)
-        if steps is not None:
-            cfg = dataclasses.replace(cfg, steps=steps)
-        _check_out(out, resume)
-        torch.manual_seed(cfg.seed)
+        env, cfg = _setup(preset, 0, steps, out, resume, device)
         teacher = build_teacher(cfg.network)
         dataset = _dataset(data, cfg.patch, cfg.network.img_channels, exclude, quiet, env)
         if env.is_main and not quiet:
             click.echo(f"teacher: {count_parameters(teacher):,} parameters, {env.world} process(es) on {env.device}",
                        err=True)
-        extra = {"data": str(data), "images": dataset.names,
-                 "preset": str(preset)}
+        extra = {"data": str(data), "images": dataset.names, "preset": str(preset)}
         training.train_teacher(teacher, dataset, cfg, out, env, resume=resume, quiet=quiet, extra_config=extra)
 
 
@@ -100,23 +102,20 @@ Examples:
               help="Teacher checkpoint (.safetensors) or ncvsd-train run folder.")
 @click.option("--val-data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of validation images for the diagnostic (default: fixed training patches).")
+@click.option("--val-list", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Text file naming the validation images to use from --val-data.")
 @common_options
-def distill_main(teacher_path, val_data, preset, data, out, steps, resume, exclude, device, quiet):
+def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, resume, exclude, device, quiet):
     """Distill a teacher into a generative denoiser with NCVSD (DESIGN 3.4)."""
     with user_errors():
-        env = training.setup_distributed(device)
-        _, cfg = training.load_preset(preset)
-        if steps is not None:
-            cfg = dataclasses.replace(cfg, steps=steps)
-        _check_out(out, resume)
+        env, cfg = _setup(preset, 1, steps, out, resume, device)
         teacher = load_teacher(teacher_path, env.device)
         network = teacher.backbone.cfg
-        torch.manual_seed(cfg.seed)
         generator_net, fake, disc = training.build_distillation_nets(teacher, cfg)
         dataset = _dataset(data, cfg.patch, network.img_channels, exclude, quiet, env)
         val_images = None
         if val_data is not None:
-            val_set = training.PatchDataset(val_data, cfg.patch, network.img_channels)
+            val_set = training.PatchDataset(val_data, cfg.val_patch, network.img_channels, files=_names(val_list))
             val_images = val_set.batch(cfg.val_images, torch.Generator().manual_seed(12345))
         extra = {"teacher_checkpoint": str(teacher_path),
                  "data": str(data), "images": dataset.names, "preset": str(preset)}
