@@ -116,3 +116,20 @@ def test_list_tasks_and_no_default_model_message(small_images, monkeypatch):
     monkeypatch.setattr(api, "DEFAULT_MODEL_DIR", small_images / "nothing_here")
     result = invoke("--task", "sr4x", small_images / "low.png", "--quiet")
     assert result.exit_code == 2 and "pass a model" in result.output
+
+
+def test_exported_models_become_the_default(small_images, tiny_models, tmp_path, monkeypatch):
+    from ncvsd_inverse.cli.export import export_model
+    import ncvsd_inverse.api as api
+
+    teacher, generator = tiny_models
+    export_model(teacher, "teacher", tmp_path / "default")
+    export_model(generator, "generator", tmp_path / "default")
+    assert sorted(p.name for p in (tmp_path / "default").iterdir()) == [
+        "generator.json", "generator.safetensors", "teacher.json", "teacher.safetensors"]
+    monkeypatch.setattr(api, "DEFAULT_MODEL_DIR", tmp_path / "default")
+    result = invoke("--task", "sr4x", small_images / "low.png", "--steps", 2, "--quiet", "-o", tmp_path / "d.png")
+    assert result.exit_code == 0, result.output
+    result = invoke("--task", "sr4x", small_images / "low.png", "--steps", 2, "--quiet", "--prior", "teacher",
+                    "-o", tmp_path / "t.png")
+    assert result.exit_code == 0, result.output

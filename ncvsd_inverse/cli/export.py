@@ -1,0 +1,44 @@
+"""``ncvsd-export``: slim model files (EMA weights + config, no optimiser state) from training runs.
+
+This is how the shipped default model in ``ncvsd_inverse/default_model/`` is made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ncvsd_inverse.checkpoints import read_checkpoint, resolve_checkpoint, save_checkpoint
+from ncvsd_inverse.cli.common import user_errors
+
+
+def export_model(source: str | Path, kind: str, out_dir: Path) -> Path:
+    """Write ``out_dir/<kind>.safetensors`` (+ .json) holding only ``ema.<kind>.*`` tensors."""
+    tensors, meta = read_checkpoint(source)
+    prefix = f"ema.{kind}."
+    slim = {k: v for k, v in tensors.items() if k.startswith(prefix)}
+    if not slim:
+        raise ValueError(f"{source}: no {prefix}* weights (is it a {kind} checkpoint?)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = {**meta["config"], "exported_from": str(resolve_checkpoint(source)), "step": meta["step"]}
+    config.pop("images", None)  # the image list lives in the model card, not in every file
+    written = save_checkpoint(out_dir, meta["step"], slim, config, meta.get("stats"))
+    target = out_dir / f"{kind}.safetensors"
+    written.rename(target)
+    written.with_suffix(".json").rename(target.with_suffix(".json"))
+    for link in ("latest.safetensors", "latest.json"):
+        (out_dir / link).unlink(missing_ok=True)
+    return target
+
+
+@click.command()
+@click.option("--teacher", type=click.Path(path_type=Path), help="ncvsd-train checkpoint or run folder.")
+@click.option("--generator", type=click.Path(path_type=Path), help="ncvsd-distill checkpoint or run folder.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def main(teacher, generator, out):
+    """Export the EMA weights of a teacher and/or a generator as slim model files."""
+    with user_errors():
+        for source, kind in ((teacher, "teacher"), (generator, "generator")):
+            if source is not None:
+                click.echo(f"{kind}: {export_model(source, kind, out)}")
