@@ -29,8 +29,6 @@ class GenerativePrior:
     channel by channel.
     """
 
-    label = "ncvsd"
-
     def __init__(self, model: Callable, channels: int | None = None):
         self.model, self.channels, self.calls, self.seconds = model, channels, 0, 0.0
 
@@ -54,8 +52,6 @@ class GenerativePrior:
 
 class DenoiserPrior(GenerativePrior):
     """Ablation: the teacher's deterministic MMSE estimate ``D(u, sigma)`` as the prior step."""
-
-    label = "teacher (deterministic ablation)"
 
     def _evaluate(self, u: Tensor, sigma: Tensor, generator) -> Tensor:
         return self.model(u, sigma)

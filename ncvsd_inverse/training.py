@@ -165,7 +165,7 @@ class PatchDataset:
         if files is not None:
             wanted = set(files)
             paths = [p for p in paths if p.name in wanted]
-        self.patch, self.images, self.skipped = patch, [], []
+        self.patch, self.images, self.skipped, self.names = patch, [], [], []
         for path in paths:
             try:
                 image = read_image(path)
@@ -178,7 +178,7 @@ class PatchDataset:
             if image.shape[1] != channels:
                 image = image.expand(-1, 3, -1, -1) if channels == 3 else image.mean(1, keepdim=True)
             self.images.append(((image[0] + 1) * 127.5).round().to(torch.uint8))
-        self.names = [p.name for p in paths]
+            self.names.append(path.name)
         if not self.images:
             raise ImageReadError(f"{folder}: no usable images (found {len(paths)} image files, "
                                  f"{len(self.skipped)} skipped)")
