@@ -52,6 +52,12 @@ def test_simulate_report(small_images, tiny_models):
     assert data["nfe"] == 2 and data["runs"] == 2 and data["seconds"] > 0
     assert set(data["mean"]) == {"psnr", "ssim", "lpips"} and 0 < data["mean"]["psnr"] < 60
     assert "PSNR" in result.output and "LPIPS" in result.output
+    odd = small_images / "odd.png"
+    write_image(read_image(small_images / "clean.png")[..., :63, :46], odd)  # not a multiple of 4
+    result = invoke("--task", "sr4x", odd, "--simulate", "--model", generator, "--steps", 2, "--quiet",
+                    "--report", report)
+    assert result.exit_code == 0, result.output
+    assert Image.open(small_images / "odd_sr4x.png").size == (44, 60)  # cropped to 4 x (15 x 11)
     result = invoke("--task", "sr4x", small_images / "clean.png", "--simulate", "--model", teacher,
                     "--prior", "teacher", "--steps", 2, "--quiet", "-o", small_images / "ablation.png")
     assert result.exit_code == 0, result.output

@@ -101,7 +101,7 @@ def _scores(estimate: torch.Tensor, clean: torch.Tensor, lpips_weights) -> dict:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Output image (default: <stem>_<task>.png beside IMAGE).")
 @click.option("--mask", type=click.Path(dir_okay=False, path_type=Path), help="Inpainting mask image (white = known).")
 @click.option("--kernel", type=click.Path(dir_okay=False, path_type=Path), help="Blur kernel (.npy or image).")
-@click.option("--simulate", is_flag=True, help="IMAGE is clean: degrade it (seeded), solve, and score the result.")
+@click.option("--simulate", is_flag=True, help="IMAGE is clean: degrade it (seeded), solve, and score the result (SR crops it to a multiple of the factor).")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the scores, NFE and seconds as JSON.")
 @click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True, help="Posterior samples; the output is their mean.")
 @click.option("--save-samples", type=click.Path(file_okay=False, path_type=Path), help="Folder for the individual samples.")
@@ -141,7 +141,10 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
         observed = _read_measurement(image)
         clean = None
         if simulate:
-            clean = observed
+            # crop to the size the measurement determines (e.g. a multiple of the SR factor)
+            probe = torch.zeros(1, 1, *observed.shape[-2:])
+            height, width = spec.clean_shape(tuple(spec.build_operator(probe.shape).forward(probe).shape))[-2:]
+            clean = observed[..., :height, :width]
             clean_shape = tuple(clean.shape)
         else:
             clean_shape = spec.clean_shape(tuple(observed.shape))
