@@ -227,6 +227,14 @@ def setup_distributed(device: str | None = None) -> Distributed:
     return Distributed(rank, world, device)
 
 
+def teardown_distributed() -> None:
+    """Leave the process group cleanly: all ranks meet, then the group is destroyed (a rank
+    that exits while its peer still holds the connection can abort the peer under gloo)."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def learning_rate(step: int, lr: float, ref_steps: int, rampup_steps: int) -> float:
     """EDM2: ``lr / sqrt(max(step / ref_steps, 1))``, ramped up linearly over ``rampup_steps``."""
     rate = lr / math.sqrt(max(step / max(ref_steps, 1), 1.0))

@@ -167,8 +167,13 @@ def test_distill_resume_after_interrupt_is_bitwise(tmp_path, data_dir, monkeypat
 
 
 def test_torchrun_two_ranks_stay_in_sync(tmp_path, data_dir):
+    import socket
+
+    with socket.socket() as sock:  # a free port: a fixed one can still be held by an earlier run
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
            "-m", "ncvsd_inverse.cli.train", "teacher", "--preset", "tiny", "--data", str(data_dir),
            "--out", str(tmp_path / "ddp"), "--steps", "4", "--quiet", "--device", "cpu"]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

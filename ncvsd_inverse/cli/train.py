@@ -90,7 +90,10 @@ def train_main(preset, data, out, steps, resume, exclude, device, quiet):
             click.echo(f"teacher: {count_parameters(teacher):,} parameters, {env.world} process(es) on {env.device}",
                        err=True)
         extra = {"data": str(data), "images": dataset.names, "preset": str(preset)}
-        training.train_teacher(teacher, dataset, cfg, out, env, resume=resume, quiet=quiet, extra_config=extra)
+        try:
+            training.train_teacher(teacher, dataset, cfg, out, env, resume=resume, quiet=quiet, extra_config=extra)
+        finally:
+            training.teardown_distributed()
 
 
 @click.command(epilog="""\b
@@ -119,8 +122,11 @@ def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, res
             val_images = val_set.batch(cfg.val_images, torch.Generator().manual_seed(12345))
         extra = {"teacher_checkpoint": str(teacher_path),
                  "data": str(data), "images": dataset.names, "preset": str(preset)}
-        training.distill(teacher, generator_net, fake, dataset, cfg, out, disc=disc, val_images=val_images,
-                         env=env, resume=resume, quiet=quiet, extra_config=extra)
+        try:
+            training.distill(teacher, generator_net, fake, dataset, cfg, out, disc=disc, val_images=val_images,
+                             env=env, resume=resume, quiet=quiet, extra_config=extra)
+        finally:
+            training.teardown_distributed()
 
 
 @click.group()
