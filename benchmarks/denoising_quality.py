@@ -18,22 +18,10 @@ from pathlib import Path
 
 import torch
 
-from ncvsd_inverse.io import list_images, read_image
+from inverse_suite import load_crops
 from ncvsd_inverse.metrics import psnr
 from ncvsd_inverse.models import load_generator, load_teacher
 from ncvsd_inverse.training import sharpness
-
-
-def centre_crops(folder: Path, names: list[str] | None, size: int, limit: int | None) -> torch.Tensor:
-    paths = [p for p in list_images(folder) if names is None or p.name in names][:limit]
-    crops = []
-    for path in paths:
-        image = read_image(path)
-        if image.shape[1] == 1:
-            image = image.expand(-1, 3, -1, -1)
-        top, left = (image.shape[-2] - size) // 2, (image.shape[-1] - size) // 2
-        crops.append(image[..., top:top + size, left:left + size])
-    return torch.cat(crops)
 
 
 def batched(fn, x: torch.Tensor, chunk: int = 8) -> torch.Tensor:
@@ -73,7 +61,7 @@ def main() -> None:
     names = None
     if args.list is not None:
         names = {line.strip() for line in args.list.read_text().splitlines() if line.strip() and not line.startswith("#")}
-    clean = centre_crops(args.data, names, args.crop, args.limit)
+    clean = torch.cat([crop for _, crop in load_crops(args.data, names, args.limit, args.crop)])
     teacher = load_teacher(args.teacher, ema=not args.raw)
     generator = load_generator(args.generator, ema=not args.raw) if args.generator else None
     levels = args.levels or ([0.2, 0.5] if generator is not None else [0.05, 0.1, 0.2, 0.5])

@@ -44,11 +44,11 @@ PRESET_DIR = Path(__file__).parent / "presets"
 
 
 @dataclasses.dataclass
-class TeacherConfig:
-    """Teacher training recipe (DESIGN 3.1). Learning rate: EDM2 inverse-sqrt decay after
-    ``lr_ref_steps`` with a linear ramp-up over ``rampup_steps``."""
+class RecipeConfig:
+    """What both trainers share: data, optimiser, learning rate, noise levels, EMA, logging.
+    Learning rate: EDM2 inverse-sqrt decay after ``lr_ref_steps`` with a linear ramp-up over
+    ``rampup_steps``; ``t ~ lognormal(p_mean, p_std)``."""
 
-    network: UNetConfig = dataclasses.field(default_factory=UNetConfig)
     batch: int = 32
     patch: int = 32
     lr: float = 1e-3
@@ -65,38 +65,33 @@ class TeacherConfig:
 
 
 @dataclasses.dataclass
-class DistillConfig:
+class TeacherConfig(RecipeConfig):
+    """Teacher training recipe (DESIGN 3.1)."""
+
+    network: UNetConfig = dataclasses.field(default_factory=UNetConfig)
+
+
+@dataclasses.dataclass
+class DistillConfig(RecipeConfig):
     """NCVSD recipe (DESIGN 3.4). ``lr`` is the fake score's; the generator and discriminator
     use ``lr * g_lr_scale`` / ``lr * d_lr_scale``. ``fake_steps``: fake-score updates per
     generator update. ``gan_scale = 0`` turns the GAN term off."""
 
-    batch: int = 32
-    patch: int = 32
-    lr: float = 1e-3
     g_lr_scale: float = 0.1
     d_lr_scale: float = 0.1
-    lr_ref_steps: int = 1000
-    rampup_steps: int = 100
     gamma: float = 0.414
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     sigma_levels: int = 1000
     sigma_rho: float = 7.0
-    p_mean: float = -0.8
-    p_std: float = 1.6
     fake_steps: int = 1
     gan_scale: float = 0.0
     gan_warmup_steps: int = 0
     grad_clip: float = 1.0
-    ema_std: float = 0.05
-    steps: int = 1000
-    checkpoint_every: int = 250
-    log_every: int = 50
     val_every: int = 250
     val_sigmas: tuple[float, ...] = (0.2, 0.5)
     val_images: int = 8
     val_patch: int = 64
-    seed: int = 0
 
 
 def _from_dict(cls, data: dict, source: str):
