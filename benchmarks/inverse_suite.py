@@ -9,7 +9,8 @@ ablation of the prior step, one run) and the classical baseline of each task (bi
 upsampling for SR; biharmonic inpainting; Wiener and TV deconvolution (deepinv) for deblurring).
 Measurements: the task's operator and noise with seed ``seed + image index``. Reports PSNR,
 SSIM, LPIPS (or "unavailable"), NFE and seconds per image; writes JSON, a Markdown table and an
-image grid PNG of the first image.
+image grid PNG of the first image. Per-image results are appended to ``<out>.partial.jsonl`` as
+they come: run the same command again after an interruption and it resumes.
 """
 
 from __future__ import annotations
@@ -144,6 +145,24 @@ def markdown(results: dict, note: str) -> str:
     return "\n".join(lines) + f"\n\n{note}\n"
 
 
+def suite_config(args, crops) -> dict:
+    """Everything the per-image results depend on (a resumed suite must match it)."""
+    return {"data": str(args.data), "images": [n for n, _ in crops], "crop": args.crop, "tasks": args.tasks,
+            "presets": {t: load_task(t).to_dict() for t in args.tasks}, "methods": args.methods,
+            "runs": args.runs, "steps": args.steps, "seed": args.seed, "precision": args.precision,
+            "model": args.model, "teacher": args.teacher}
+
+
+def read_partial(path: Path, config: dict) -> dict[tuple[str, str], dict]:
+    """Per-image scores already computed by an interrupted run with the same configuration."""
+    if not path.exists():
+        return {}
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not lines or lines[0].get("config") != config:
+        raise SystemExit(f"{path} holds results of other settings: delete it or choose another --out")
+    return {(r["task"], r["image"]): r["scores"] for r in lines[1:]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="generator (default: shipped)")
@@ -158,37 +177,55 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, required=True, help="prefix of the .json/.md/.png outputs")
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="prefix of the outputs (.json/.md/.png; .partial.jsonl holds per-image results, "
+                             "so an interrupted suite resumes where it stopped)")
     args = parser.parse_args()
     names = None
     if args.list:
         names = {l.strip() for l in args.list.read_text().splitlines() if l.strip() and not l.startswith("#")}
     crops = load_crops(args.data, names, args.first, args.crop)
+    config = suite_config(args, crops)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    partial_path = args.out.with_suffix(".partial.jsonl")
+    done = read_partial(partial_path, config)
+    if not partial_path.exists():
+        partial_path.write_text(json.dumps({"config": config}) + "\n")
     generator = load_model(args.model, "generator") if "ncvsd" in args.methods else None
     teacher = load_model(args.teacher, "teacher") if "teacher" in args.methods else None
     overrides = {"steps": args.steps} if args.steps else {}
-    results, grid_rows = {}, []
+    overrides["precision"] = args.precision
+    results = {}
     for task_name in args.tasks:
         task = load_task(task_name)
         per_image = []
         for index, (name, clean) in enumerate(crops):
-            scores, images = run_image(task, clean, args.seed + index, args.methods, generator, teacher, args.runs, overrides)
+            grid_path = args.out.parent / f"{args.out.name}.grid-{task_name}.png"
+            if (task_name, name) not in done or (index == 0 and not grid_path.exists()):
+                scores, images = run_image(task, clean, args.seed + index, args.methods, generator, teacher,
+                                           args.runs, overrides)
+                if index == 0:
+                    write_image(torch.cat([img.expand(-1, 3, -1, -1) for img in images.values()], dim=-1), grid_path)
+                with partial_path.open("a") as handle:
+                    handle.write(json.dumps({"task": task_name, "image": name, "scores": scores}) + "\n")
+                done[task_name, name] = scores
+            scores = done[task_name, name]
             per_image.append(scores)
-            if index == 0:
-                grid_rows.append(torch.cat([img.expand(-1, 3, -1, -1) for img in images.values()], dim=-1))
             print(f"{task_name:18s} {name:12s} " + "  ".join(f"{m}: {s['psnr']:.2f}" for m, s in scores.items()), flush=True)
         results[task_name] = average(per_image)
     note = (f"{len(crops)} images ({args.data.name}, centre {args.crop}x{args.crop} crops), seed {args.seed}, "
-            f"sigma_y 0.05; {metrics.lpips_status()}; machine: {platform.machine()}, "
+            f"sigma_y 0.05, network in {args.precision}; {metrics.lpips_status()}; machine: {platform.machine()}, "
             f"{torch.get_num_threads()} threads, {'cuda' if torch.cuda.is_available() else 'cpu'}")
     table = markdown(results, note)
     print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"note": note, "images": [n for n, _ in crops],
-                                                         "tasks": args.tasks, "runs": args.runs, "results": results}, indent=2))
+    per_image_rows = [{"task": t, "image": n, "scores": done[t, n]} for t in args.tasks for n, _ in crops]
+    args.out.with_suffix(".json").write_text(json.dumps({"note": note, **config, "results": results,
+                                                         "per_image": per_image_rows}, indent=2))
     args.out.with_suffix(".md").write_text(table)
-    width = max(row.shape[-1] for row in grid_rows)
-    grid = torch.cat([F.pad(row, (0, width - row.shape[-1]), value=1.0) for row in grid_rows], dim=-2)
+    rows = [read_image(args.out.parent / f"{args.out.name}.grid-{t}.png") for t in args.tasks]
+    width = max(row.shape[-1] for row in rows)
+    grid = torch.cat([F.pad(row, (0, width - row.shape[-1]), value=1.0) for row in rows], dim=-2)
     write_image(grid.clamp(-1, 1), args.out.with_suffix(".png"))
 
 

@@ -2,10 +2,12 @@
 
     python benchmarks/tune_solver.py --model runs/ncvsd --task sr4x \
         --data ../shared/data/cbsd432 --list benchmarks/splits/cbsd432_val32.txt --first 8 --crop 128 \
-        --likelihood-scale 0.002 0.005 0.01 0.02 --steps 20 50 --sigma-max 80 5 --ema 0 0.9
+        --likelihood-scale 0.002 0.005 0.01 0.02 --steps 20 50 --sigma-max 80 5 --sigma-min 0.002 0.05 \
+        --ema 0 0.9
 
-Every configuration sees the same measurements (seed = image index). ``--sigma-max`` values
-below 80 start from the pseudo-inverse (``init: pseudo_inverse``), 80 from zero. Prints the
+Every configuration sees the same measurements (seed = image index). A setting not named keeps
+the task preset's value. ``--sigma-max`` values below 80 start from the pseudo-inverse
+(``init: pseudo_inverse``), 80 from zero. Prints the
 configurations sorted by the PSNR of the mean of ``--runs`` runs and writes JSON.
 """
 
@@ -34,10 +36,12 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=8)
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--likelihood-scale", type=float, nargs="+", default=[0.01])
-    parser.add_argument("--steps", type=int, nargs="+", default=[50])
-    parser.add_argument("--sigma-max", type=float, nargs="+", default=[80.0])
-    parser.add_argument("--ema", type=float, nargs="+", default=[0.0], help="EMA decays (applied below sigma 1)")
+    parser.add_argument("--likelihood-scale", type=float, nargs="+")
+    parser.add_argument("--steps", type=int, nargs="+")
+    parser.add_argument("--sigma-max", type=float, nargs="+")
+    parser.add_argument("--sigma-min", type=float, nargs="+")
+    parser.add_argument("--ema", type=float, nargs="+", help="EMA decays (applied below sigma 1)")
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     names = {l.strip() for l in args.list.read_text().splitlines() if l.strip() and not l.startswith("#")}
@@ -49,27 +53,35 @@ def main() -> None:
         operator = task.build_operator(clean.shape)
         measurements.append((clean, operator.measure(clean, task.sigma_y, torch.Generator().manual_seed(index))))
     rows = []
-    for scale, steps, sigma_max, ema in itertools.product(args.likelihood_scale, args.steps, args.sigma_max, args.ema):
-        settings = {"likelihood_scale": scale, "sigma_max": sigma_max,
-                    "init": "zero" if sigma_max >= 80 else "pseudo_inverse",
-                    "ema_sigma": 1.0 if ema > 0 else 0.0, "ema_decay": ema}
+    preset = task.sampler  # a setting not named on the command line keeps the preset's value
+    grid = itertools.product(args.likelihood_scale or [preset["likelihood_scale"]], args.steps or [preset["steps"]],
+                             args.sigma_max or [preset["sigma_max"]], args.sigma_min or [preset["sigma_min"]],
+                             args.ema or [preset["ema_decay"]])
+    for scale, steps, sigma_max, sigma_min, ema in grid:
+        init = preset["init"] if args.sigma_max is None else ("zero" if sigma_max >= 80 else "pseudo_inverse")
+        ema_sigma = preset["ema_sigma"] if args.ema is None else (1.0 if ema > 0 else 0.0)
+        settings = {"likelihood_scale": scale, "sigma_max": sigma_max, "sigma_min": sigma_min, "init": init,
+                    "ema_sigma": ema_sigma, "ema_decay": ema}
         mean_psnr, one_psnr, seconds = [], [], []
         for index, (clean, y) in enumerate(measurements):
-            result = solve(y, task, model=model, prior=args.prior, runs=args.runs, steps=steps, seed=index, **settings)
+            result = solve(y, task, model=model, prior=args.prior, runs=args.runs, steps=steps, seed=index,
+                           precision=args.precision, **settings)
             mean_psnr.append(float(metrics.psnr(result.mean.clamp(-1, 1), clean)[0]))
             one_psnr.append(float(metrics.psnr(result.samples[0].clamp(-1, 1), clean)[0]))
             seconds.append(result.seconds)
         row = {**settings, "steps": steps, "psnr_mean": float(np.mean(mean_psnr)),
                "psnr_one": float(np.mean(one_psnr)), "seconds": float(np.mean(seconds))}
         rows.append(row)
-        print(f"s={scale:<7g} steps={steps:<4d} sigma_max={sigma_max:<5g} ema={ema:<5g} "
+        print(f"s={scale:<7g} steps={steps:<4d} sigma_max={sigma_max:<5g} sigma_min={sigma_min:<6g} ema={ema:<5g} "
               f"PSNR mean-of-{args.runs} {row['psnr_mean']:.2f}  one {row['psnr_one']:.2f}  {row['seconds']:.1f}s", flush=True)
     rows.sort(key=lambda r: -r["psnr_mean"])
     print("best:", json.dumps(rows[0]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"task": args.task, "prior": args.prior, "images": [n for n, _ in crops],
-                                         "crop": args.crop, "runs": args.runs, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"task": args.task, "prior": args.prior,
+                                         "model": args.model or "shipped default", "images": [n for n, _ in crops],
+                                         "crop": args.crop, "runs": args.runs, "precision": args.precision,
+                                         "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

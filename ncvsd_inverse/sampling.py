@@ -19,6 +19,8 @@ from tqdm import tqdm
 from .edm import as_level, karras_sigmas
 
 Tensor = torch.Tensor
+#: Arithmetic of the network evaluations (the likelihood steps are always float32).
+PRECISIONS = ("float32", "bfloat16")
 
 
 class GenerativePrior:
@@ -26,11 +28,20 @@ class GenerativePrior:
 
     ``channels``: the model's channel count. Gray images are replicated to 3 channels for an RGB
     model and the result averaged back to gray; colour images given to a gray model are denoised
-    channel by channel.
+    channel by channel. ``precision``: ``"float32"`` (default) or ``"bfloat16"`` (the network
+    under autocast, ~1.8x faster on CPUs with AVX512-BF16/AMX; the result is float32).
     """
 
-    def __init__(self, model: Callable, channels: int | None = None):
-        self.model, self.channels, self.calls, self.seconds = model, channels, 0, 0.0
+    def __init__(self, model: Callable, channels: int | None = None, precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.model, self.channels, self.precision, self.calls, self.seconds = model, channels, precision, 0, 0.0
+
+    def _network(self, u: Tensor, sigma: Tensor, generator) -> Tensor:
+        if self.precision == "float32":
+            return self._evaluate(u, sigma, generator)
+        with torch.autocast(u.device.type, dtype=torch.bfloat16):
+            return self._evaluate(u, sigma, generator).float()
 
     def _evaluate(self, u: Tensor, sigma: Tensor, generator) -> Tensor:
         return self.model(u, sigma, generator=generator)
@@ -39,12 +50,12 @@ class GenerativePrior:
         started = time.perf_counter()
         n, c = u.shape[:2]
         if self.channels == 3 and c == 1:  # gray image, RGB model: replicate, then average back
-            x = self._evaluate(u.expand(-1, 3, -1, -1), sigma, generator).mean(dim=1, keepdim=True)
+            x = self._network(u.expand(-1, 3, -1, -1), sigma, generator).mean(dim=1, keepdim=True)
         elif self.channels == 1 and c > 1:  # colour image, gray model: each channel on its own
-            x = self._evaluate(u.reshape(n * c, 1, *u.shape[2:]), sigma.repeat_interleave(c), generator)
+            x = self._network(u.reshape(n * c, 1, *u.shape[2:]), sigma.repeat_interleave(c), generator)
             x = x.reshape(u.shape)
         else:
-            x = self._evaluate(u, sigma, generator)
+            x = self._network(u, sigma, generator)
         self.calls += 1
         self.seconds += time.perf_counter() - started
         return x

@@ -30,6 +30,7 @@ Examples:
   ncvsd-solve --task motion_deblur blurred.png --kernel kernel.npy --runs 4 --save-std std.png
   ncvsd-solve --task sr4x clean.png --simulate --report report.json    # degrade, solve, score
   ncvsd-solve --task sr4x low_res.png --prior teacher      # ablation: deterministic prior step
+  ncvsd-solve --task sr4x low_res.png --precision bfloat16 # ~1.8x faster on AVX512-BF16 CPUs
   ncvsd-solve --list-tasks
 """
 
@@ -112,12 +113,14 @@ def _scores(estimate: torch.Tensor, clean: torch.Tensor, lpips_weights) -> dict:
 @click.option("--steps", type=click.IntRange(min=1), help="Sampler steps (= network evaluations).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler (and of --simulate's noise).")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present).")
+@click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
+              help="Network arithmetic; bfloat16 is ~1.8x faster on CPUs with AVX512-BF16.")
 @click.option("--likelihood-scale", type=click.FloatRange(min=0, min_open=True), help="Likelihood scale s (overrides the preset).")
 @click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), help="torchvision AlexNet weights file for LPIPS.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--list-tasks", is_flag=True, help="List the task presets and exit.")
 def main(image, task, preset, output, mask, kernel, simulate, report, runs, save_samples, save_std, model, prior,
-         steps, seed, device, likelihood_scale, lpips_weights, quiet, list_tasks):
+         steps, seed, device, precision, likelihood_scale, lpips_weights, quiet, list_tasks):
     """Recover IMAGE (a degraded photo) with a task preset and an NCVSD generative denoiser."""
     if list_tasks:
         for name in available_tasks():
@@ -159,7 +162,7 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
             observed = operator.measure(clean, spec.sigma_y, noise)
 
         result = solve(observed, spec, loaded, runs=runs, steps=steps, seed=seed, device=device, prior=prior,
-                       mask=mask_tensor, kernel=kernel_tensor, progress=not quiet,
+                       mask=mask_tensor, kernel=kernel_tensor, progress=not quiet, precision=precision,
                        likelihood_scale=likelihood_scale)
         estimate = result.mean.cpu().clamp(-1, 1)
         write_image(estimate, output)
@@ -170,7 +173,7 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
             write_image(_std_map(result.std[0]), save_std)
 
         summary = {"task": spec.name, "input": str(image), "output": str(output), "prior": prior,
-                   "runs": runs, "nfe": result.nfe, "seconds": round(result.seconds, 3),
+                   "runs": runs, "precision": precision, "nfe": result.nfe, "seconds": round(result.seconds, 3),
                    "seconds_per_image": round(result.seconds / observed.shape[0], 3),
                    "outside_network_fraction": round(result.outside_network_fraction, 4)}
         if clean is not None:
