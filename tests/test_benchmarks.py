@@ -1,0 +1,51 @@
+"""The inverse suite writes per-image results as it goes, resumes after an interruption and
+refuses to mix results of other settings."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import inverse_suite  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+def run_suite(monkeypatch, out: Path, *extra: str) -> None:
+    argv = ["inverse_suite.py", "--data", str(DATA), "--crop", "64", "--methods", "classical",
+            "--tasks", "sr4x", "random_inpainting", "--out", str(out), *extra]
+    monkeypatch.setattr(sys, "argv", argv)
+    inverse_suite.main()
+
+
+def test_suite_resumes_and_refuses_other_settings(tmp_path, monkeypatch):
+    out = tmp_path / "suite"
+    real_run_image = inverse_suite.run_image
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(args[0].name)
+        return real_run_image(*args, **kwargs)
+
+    monkeypatch.setattr(inverse_suite, "run_image", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(monkeypatch, out)
+    lines = out.with_suffix(".partial.jsonl").read_text().splitlines()
+    assert len(lines) == 1 + 3  # the configuration, then the three finished images
+
+    calls.clear()
+    monkeypatch.setattr(inverse_suite, "run_image", lambda *a, **k: (calls.append(a[0].name), real_run_image(*a, **k))[1])
+    run_suite(monkeypatch, out)
+    assert calls == ["random_inpainting"] * 3  # only the images not yet done
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert len(report["per_image"]) == 6 and set(report["results"]) == {"sr4x", "random_inpainting"}
+    assert report["results"]["sr4x"]["bicubic"]["psnr"] > 15
+    assert out.with_suffix(".png").exists() and out.with_suffix(".md").exists()
+
+    with pytest.raises(SystemExit, match="holds results of other settings"):
+        run_suite(monkeypatch, out, "--seed", "1")
