@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from inverse_suite import load_crops
+from ncvsd_inverse.io import read_name_list
 from ncvsd_inverse.metrics import psnr
 from ncvsd_inverse.models import load_generator, load_teacher
 from ncvsd_inverse.training import sharpness
@@ -58,10 +59,7 @@ def main() -> None:
     parser.add_argument("--levels", type=float, nargs="+", default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    names = None
-    if args.list is not None:
-        names = {line.strip() for line in args.list.read_text().splitlines() if line.strip() and not line.startswith("#")}
-    clean = torch.cat([crop for _, crop in load_crops(args.data, names, args.limit, args.crop)])
+    clean = torch.cat([crop for _, crop in load_crops(args.data, read_name_list(args.list), args.limit, args.crop)])
     teacher = load_teacher(args.teacher, ema=not args.raw)
     generator = load_generator(args.generator, ema=not args.raw) if args.generator else None
     levels = args.levels or ([0.2, 0.5] if generator is not None else [0.05, 0.1, 0.2, 0.5])

@@ -26,12 +26,13 @@ import torch
 import torch.nn.functional as F
 
 from ncvsd_inverse import load_model, metrics, solve
-from ncvsd_inverse.io import list_images, read_image, write_image
+from ncvsd_inverse.sampling import PRECISIONS
+from ncvsd_inverse.io import list_images, read_image, read_name_list, write_image
 from operators import Blur, Inpainting, SuperResolution, measurement_to_deepinv, to_deepinv
 from tasks import load_task
 
 
-def load_crops(folder: Path, names: set[str] | None, first: int | None, size: int) -> list[tuple[str, torch.Tensor]]:
+def load_crops(folder: Path, names: list[str] | None, first: int | None, size: int) -> list[tuple[str, torch.Tensor]]:
     """Centre ``size x size`` crops (gray replicated to RGB), sorted by file name."""
     paths = [p for p in list_images(folder) if names is None or p.name in names][:first]
     crops = []
@@ -163,6 +164,11 @@ def read_partial(path: Path, config: dict) -> dict[tuple[str, str], dict]:
     return {(r["task"], r["image"]): r["scores"] for r in lines[1:]}
 
 
+def grid_path(out: Path, task_name: str) -> Path:
+    """Where the image grid of a task's first image is kept until the suite assembles them."""
+    return out.parent / f"{out.name}.grid-{task_name}.png"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="generator (default: shipped)")
@@ -177,15 +183,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument("--out", type=Path, required=True,
                         help="prefix of the outputs (.json/.md/.png; .partial.jsonl holds per-image results, "
                              "so an interrupted suite resumes where it stopped)")
     args = parser.parse_args()
-    names = None
-    if args.list:
-        names = {l.strip() for l in args.list.read_text().splitlines() if l.strip() and not l.startswith("#")}
-    crops = load_crops(args.data, names, args.first, args.crop)
+    crops = load_crops(args.data, read_name_list(args.list), args.first, args.crop)
     config = suite_config(args, crops)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     partial_path = args.out.with_suffix(".partial.jsonl")
@@ -200,13 +203,13 @@ def main() -> None:
     for task_name in args.tasks:
         task = load_task(task_name)
         per_image = []
+        task_grid = grid_path(args.out, task_name)
         for index, (name, clean) in enumerate(crops):
-            grid_path = args.out.parent / f"{args.out.name}.grid-{task_name}.png"
-            if (task_name, name) not in done or (index == 0 and not grid_path.exists()):
+            if (task_name, name) not in done or (index == 0 and not task_grid.exists()):
                 scores, images = run_image(task, clean, args.seed + index, args.methods, generator, teacher,
                                            args.runs, overrides)
                 if index == 0:
-                    write_image(torch.cat([img.expand(-1, 3, -1, -1) for img in images.values()], dim=-1), grid_path)
+                    write_image(torch.cat([img.expand(-1, 3, -1, -1) for img in images.values()], dim=-1), task_grid)
                 with partial_path.open("a") as handle:
                     handle.write(json.dumps({"task": task_name, "image": name, "scores": scores}) + "\n")
                 done[task_name, name] = scores
@@ -223,7 +226,7 @@ def main() -> None:
     args.out.with_suffix(".json").write_text(json.dumps({"note": note, **config, "results": results,
                                                          "per_image": per_image_rows}, indent=2))
     args.out.with_suffix(".md").write_text(table)
-    rows = [read_image(args.out.parent / f"{args.out.name}.grid-{t}.png") for t in args.tasks]
+    rows = [read_image(grid_path(args.out, t)) for t in args.tasks]
     width = max(row.shape[-1] for row in rows)
     grid = torch.cat([F.pad(row, (0, width - row.shape[-1]), value=1.0) for row in rows], dim=-2)
     write_image(grid.clamp(-1, 1), args.out.with_suffix(".png"))

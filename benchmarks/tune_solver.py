@@ -23,6 +23,8 @@ import torch
 
 from inverse_suite import load_crops
 from ncvsd_inverse import load_model, metrics, solve
+from ncvsd_inverse.io import read_name_list
+from ncvsd_inverse.sampling import PRECISIONS
 from tasks import load_task
 
 
@@ -41,11 +43,10 @@ def main() -> None:
     parser.add_argument("--sigma-max", type=float, nargs="+")
     parser.add_argument("--sigma-min", type=float, nargs="+")
     parser.add_argument("--ema", type=float, nargs="+", help="EMA decays (applied below sigma 1)")
-    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    names = {l.strip() for l in args.list.read_text().splitlines() if l.strip() and not l.startswith("#")}
-    crops = load_crops(args.data, names, args.first, args.crop)
+    crops = load_crops(args.data, read_name_list(args.list), args.first, args.crop)
     task = load_task(args.task)
     model = load_model(args.model, "generator" if args.prior == "ncvsd" else "teacher")
     measurements = []

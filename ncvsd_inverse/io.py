@@ -128,3 +128,12 @@ def list_images(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise ImageReadError(f"{folder}: no such folder")
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in READABLE and p.is_file())
+
+
+def read_name_list(path: str | Path | None) -> list[str] | None:
+    """The image file names listed in a text file, one per line (``#`` comments and blank lines
+    skipped); None for no file. Used for validation splits and exclude lists."""
+    if path is None:
+        return None
+    lines = Path(path).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]

@@ -24,22 +24,22 @@ def run_suite(monkeypatch, out: Path, *extra: str) -> None:
 def test_suite_resumes_and_refuses_other_settings(tmp_path, monkeypatch):
     out = tmp_path / "suite"
     real_run_image = inverse_suite.run_image
-    calls = []
+    calls, interrupt_after = [], [3]
 
-    def interrupted(*args, **kwargs):
-        if len(calls) == 3:
+    def counted_run_image(task, *args, **kwargs):  # records each image solved; Ctrl-C after a few
+        if len(calls) == interrupt_after[0]:
             raise KeyboardInterrupt
-        calls.append(args[0].name)
-        return real_run_image(*args, **kwargs)
+        calls.append(task.name)
+        return real_run_image(task, *args, **kwargs)
 
-    monkeypatch.setattr(inverse_suite, "run_image", interrupted)
+    monkeypatch.setattr(inverse_suite, "run_image", counted_run_image)
     with pytest.raises(KeyboardInterrupt):
         run_suite(monkeypatch, out)
     lines = out.with_suffix(".partial.jsonl").read_text().splitlines()
     assert len(lines) == 1 + 3  # the configuration, then the three finished images
 
     calls.clear()
-    monkeypatch.setattr(inverse_suite, "run_image", lambda *a, **k: (calls.append(a[0].name), real_run_image(*a, **k))[1])
+    interrupt_after[0] = None
     run_suite(monkeypatch, out)
     assert calls == ["random_inpainting"] * 3  # only the images not yet done
     report = json.loads(out.with_suffix(".json").read_text())

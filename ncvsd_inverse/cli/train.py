@@ -15,20 +15,13 @@ import torch
 from ncvsd_inverse import training
 from ncvsd_inverse.checkpoints import CheckpointError
 from ncvsd_inverse.cli.common import user_errors
+from ncvsd_inverse.io import list_images, read_name_list
 from ncvsd_inverse.models import load_teacher
 from ncvsd_inverse.networks import build_teacher, count_parameters
 
 
-def _names(path: Path | None) -> list[str] | None:
-    if path is None:
-        return None
-    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-
-
 def _dataset(data: Path, patch: int, channels: int, exclude: Path | None, quiet: bool, env) -> training.PatchDataset:
-    excluded = set(_names(exclude) or [])
-    from ncvsd_inverse.io import list_images
-
+    excluded = set(read_name_list(exclude) or [])
     files = [p.name for p in list_images(data) if p.name not in excluded]
     dataset = training.PatchDataset(data, patch, channels, files=files)
     if env.is_main and not quiet:
@@ -118,7 +111,7 @@ def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, res
         dataset = _dataset(data, cfg.patch, network.img_channels, exclude, quiet, env)
         val_images = None
         if val_data is not None:
-            val_set = training.PatchDataset(val_data, cfg.val_patch, network.img_channels, files=_names(val_list))
+            val_set = training.PatchDataset(val_data, cfg.val_patch, network.img_channels, files=read_name_list(val_list))
             val_images = val_set.batch(cfg.val_images, torch.Generator().manual_seed(12345))
         extra = {"teacher_checkpoint": str(teacher_path),
                  "data": str(data), "images": dataset.names, "preset": str(preset)}
