@@ -47,26 +47,6 @@ def load_crops(folder: Path, names: list[str] | None, first: int | None, size: i
 # --- classical baselines -------------------------------------------------------------------------
 
 
-def bicubic(operator: SuperResolution, y: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(y, scale_factor=operator.factor, mode="bicubic", align_corners=False)
-
-
-def biharmonic(operator: Inpainting, y: torch.Tensor) -> torch.Tensor:
-    from skimage.restoration import inpaint_biharmonic
-
-    missing = (operator.mask[0, 0] == 0).numpy()
-    image = y[0].permute(1, 2, 0).numpy().astype(np.float64)
-    filled = inpaint_biharmonic(image, missing, channel_axis=-1)
-    return torch.from_numpy(filled).float().permute(2, 0, 1)[None]
-
-
-def wiener(operator: Blur, y: torch.Tensor, sigma_y: float) -> torch.Tensor:
-    """Wiener deconvolution with a flat signal spectrum (noise-to-signal ratio sigma_y^2 / 0.25)."""
-    otf = operator.otf(y)
-    nsr = sigma_y**2 / 0.25
-    return torch.fft.ifft2(torch.fft.fft2(y) * otf.conj() / (otf.abs() ** 2 + nsr)).real
-
-
 def tv_deconvolution(operator: Blur, y: torch.Tensor, sigma_y: float, weight: float = 0.02) -> torch.Tensor:
     """TV-regularised deconvolution with deepinv (PGD, TV prox), on deepinv's [0, 1] data."""
     import deepinv
@@ -84,11 +64,11 @@ def tv_deconvolution(operator: Blur, y: torch.Tensor, sigma_y: float, weight: fl
 def classical(task, operator, y) -> dict:
     """The task's classical baselines as ``{name: callable() -> estimate}``."""
     if isinstance(operator, SuperResolution):
-        return {"bicubic": lambda: bicubic(operator, y)}
+        return {"bicubic": lambda: operator.classical_estimate(y, task.sigma_y)}
     if isinstance(operator, Inpainting):
-        return {"biharmonic": lambda: biharmonic(operator, y)}
+        return {"biharmonic": lambda: operator.classical_estimate(y, task.sigma_y)}
     if isinstance(operator, Blur):
-        return {"wiener": lambda: wiener(operator, y, task.sigma_y),
+        return {"wiener": lambda: operator.classical_estimate(y, task.sigma_y),
                 "tv (deepinv)": lambda: tv_deconvolution(operator, y, task.sigma_y)}
     return {}
 
@@ -123,7 +103,7 @@ def run_image(task, clean, seed, methods, generator, teacher, runs, overrides) -
             estimate = method()
             scores[name] = {**score(estimate, clean), "nfe": 0, "seconds": time.perf_counter() - started}
             images[name] = estimate
-    shown = bicubic(operator, y) if isinstance(operator, SuperResolution) else y
+    shown = operator.classical_estimate(y, task.sigma_y) if isinstance(operator, SuperResolution) else y
     images = {"clean": clean, "measurement": shown.clamp(-1, 1), **images}
     return scores, images
 

@@ -3,12 +3,11 @@
     python benchmarks/tune_solver.py --model runs/ncvsd --task sr4x \
         --data ../shared/data/cbsd432 --list benchmarks/splits/cbsd432_val32.txt --first 8 --crop 128 \
         --likelihood-scale 0.002 0.005 0.01 0.02 --steps 20 50 --sigma-max 80 5 --sigma-min 0.002 0.05 \
-        --ema 0 0.9
+        --ema 0 0.9 --init zero classical
 
 Every configuration sees the same measurements (seed = image index). A setting not named keeps
-the task preset's value. ``--sigma-max`` values below 80 start from the pseudo-inverse
-(``init: pseudo_inverse``), 80 from zero. Prints the
-configurations sorted by the PSNR of the mean of ``--runs`` runs and writes JSON.
+the task preset's value. Prints the configurations sorted by the PSNR of the mean of ``--runs``
+runs and writes JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from inverse_suite import load_crops
 from ncvsd_inverse import load_model, metrics, solve
 from ncvsd_inverse.io import read_name_list
 from ncvsd_inverse.sampling import PRECISIONS
-from tasks import load_task
+from tasks import INITS, load_task
 
 
 def main() -> None:
@@ -43,6 +42,8 @@ def main() -> None:
     parser.add_argument("--sigma-max", type=float, nargs="+")
     parser.add_argument("--sigma-min", type=float, nargs="+")
     parser.add_argument("--ema", type=float, nargs="+", help="EMA decays (applied below sigma 1)")
+    parser.add_argument("--init", nargs="+", choices=INITS,
+                        help="where the chain starts: u_0 = init + sigma_max z")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -57,9 +58,8 @@ def main() -> None:
     preset = task.sampler  # a setting not named on the command line keeps the preset's value
     grid = itertools.product(args.likelihood_scale or [preset["likelihood_scale"]], args.steps or [preset["steps"]],
                              args.sigma_max or [preset["sigma_max"]], args.sigma_min or [preset["sigma_min"]],
-                             args.ema or [preset["ema_decay"]])
-    for scale, steps, sigma_max, sigma_min, ema in grid:
-        init = preset["init"] if args.sigma_max is None else ("zero" if sigma_max >= 80 else "pseudo_inverse")
+                             args.ema or [preset["ema_decay"]], args.init or [preset["init"]])
+    for scale, steps, sigma_max, sigma_min, ema, init in grid:
         ema_sigma = preset["ema_sigma"] if args.ema is None else (1.0 if ema > 0 else 0.0)
         settings = {"likelihood_scale": scale, "sigma_max": sigma_max, "sigma_min": sigma_min, "init": init,
                     "ema_sigma": ema_sigma, "ema_decay": ema}
@@ -74,7 +74,7 @@ def main() -> None:
                "psnr_one": float(np.mean(one_psnr)), "seconds": float(np.mean(seconds))}
         rows.append(row)
         print(f"s={scale:<7g} steps={steps:<4d} sigma_max={sigma_max:<5g} sigma_min={sigma_min:<6g} ema={ema:<5g} "
-              f"PSNR mean-of-{args.runs} {row['psnr_mean']:.2f}  one {row['psnr_one']:.2f}  {row['seconds']:.1f}s", flush=True)
+              f"init={init:<14s} PSNR mean-of-{args.runs} {row['psnr_mean']:.2f}  one {row['psnr_one']:.2f}  {row['seconds']:.1f}s", flush=True)
     rows.sort(key=lambda r: -r["psnr_mean"])
     print("best:", json.dumps(rows[0]))
     if args.json:

@@ -56,6 +56,19 @@ def check_memory(clean_shape: tuple[int, ...], chains: int) -> None:
                          f"image, or raise NCVSD_MAX_MEGAPIXELS")
 
 
+def initial_image(operator, y: torch.Tensor, init: str, sigma_y: float) -> torch.Tensor | None:
+    """The solver's start ``x_init`` (DESIGN 3.6: ``u_0 = x_init + sigma_max z``).
+
+    ``"zero"``: None (zeros); ``"pseudo_inverse"``: ``A^+ y``; ``"classical"``: the operator's
+    classical reconstruction (bicubic, biharmonic, Wiener), which the prior then refines.
+    """
+    if init == "pseudo_inverse":
+        return operator.pseudo_inverse(y)
+    if init == "classical":
+        return operator.classical_estimate(y, sigma_y)
+    return None
+
+
 def solve(measurement: torch.Tensor, task="sr4x", model=None, runs: int = 1, steps: int | None = None,
           seed: int = 0, device=None, prior: str = "ncvsd", mask=None, kernel=None, progress: bool = False,
           keep_trajectory: bool = False, precision: str = "float32", **overrides) -> PosteriorResult:
@@ -102,7 +115,7 @@ def solve(measurement: torch.Tensor, task="sr4x", model=None, runs: int = 1, ste
     step = (GenerativePrior if prior == "ncvsd" else DenoiserPrior)(model, model_channels(model), precision)
     generator = torch.Generator(device=device).manual_seed(seed)
     sigmas = pnp_sigmas(settings["steps"], settings["sigma_max"], settings["sigma_min"], settings["rho"], device)
-    x_init = operator.pseudo_inverse(y) if settings["init"] == "pseudo_inverse" else None
+    x_init = initial_image(operator, y, settings["init"], task.sigma_y)
     return posterior_sample(step, operator, y, sigmas, settings["likelihood_scale"], runs=runs,
                             restarts=settings["restarts"], x_init=x_init, ema_sigma=settings["ema_sigma"],
                             ema_decay=settings["ema_decay"], generator=generator,

@@ -79,7 +79,8 @@ class Operator:
     """A forward model ``y = A(x) + sigma_y * n``.
 
     Subclasses implement :meth:`forward` (and :meth:`adjoint` when linear) and may override
-    :meth:`likelihood_step` with an exact sampler and :meth:`pseudo_inverse`.
+    :meth:`likelihood_step` with an exact sampler, :meth:`pseudo_inverse` and
+    :meth:`classical_estimate`.
     """
 
     is_linear: bool = True
@@ -181,3 +182,11 @@ class Operator:
             raise NotImplementedError(f"{type(self).__name__} has no pseudo-inverse")
         aty = self.adjoint(y)
         return conjugate_gradient(lambda u: self.gram(u) + 1e-3 * u, aty, max_iter=100, tol=1e-4)
+
+    def classical_estimate(self, y: Tensor, sigma_y: float) -> Tensor:
+        """The standard classical reconstruction for this operator (a baseline and a solver start).
+
+        ``y``: measurement (N, ...); returns ``(N, C, H, W)`` in roughly [-1, 1]. Generic: the
+        pseudo-inverse; subclasses give bicubic upsampling, biharmonic inpainting, Wiener.
+        """
+        return self.pseudo_inverse(y)

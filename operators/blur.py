@@ -119,3 +119,9 @@ class Blur(Operator):
         """Wiener-like regularised inverse ``conj(K) Y / (|K|^2 + 1e-3)``."""
         otf = self.otf(y)
         return torch.fft.ifft2(torch.fft.fft2(y) * otf.conj() / (otf.abs() ** 2 + 1e-3)).real
+
+    def classical_estimate(self, y: Tensor, sigma_y: float) -> Tensor:
+        """Wiener deconvolution with a flat signal spectrum (noise-to-signal ratio ``sigma_y^2 / 0.25``)."""
+        otf = self.otf(y)
+        nsr = sigma_y**2 / 0.25
+        return torch.fft.ifft2(torch.fft.fft2(y) * otf.conj() / (otf.abs() ** 2 + nsr)).real

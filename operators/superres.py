@@ -119,3 +119,8 @@ class SuperResolution(Operator):
         _, aty_b, ata_diag, vh, vw = self._to_singular_basis(x, y)
         inverse = torch.where(ata_diag > 1e-6, 1.0 / ata_diag.clamp_min(1e-6), torch.zeros_like(ata_diag))
         return vh @ (aty_b * inverse) @ vw.T
+
+    def classical_estimate(self, y: Tensor, sigma_y: float) -> Tensor:
+        """Bicubic upsampling to the clean size (``torch.nn.functional.interpolate``)."""
+        size = self.clean_size(y.shape[-2], y.shape[-1])
+        return torch.nn.functional.interpolate(y, size=size, mode="bicubic", align_corners=False)

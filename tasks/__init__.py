@@ -65,6 +65,9 @@ OPERATOR_FIELDS: dict[str, dict[str, Field]] = {
     "phase_retrieval": {"oversampling": Field(float, lambda v: v >= 1, ">= 1", 2.0)},
 }
 
+#: Where the solver's chain starts (DESIGN 3.6): zeros, ``A^+ y`` or the classical reconstruction.
+INITS = ("zero", "pseudo_inverse", "classical")
+
 SAMPLER_FIELDS: dict[str, Field] = {
     "steps": _int_at_least(1, 50),
     "rho": _positive(float, 2.0),
@@ -73,7 +76,7 @@ SAMPLER_FIELDS: dict[str, Field] = {
     "likelihood_scale": _positive(float, 0.05),
     "ema_sigma": Field(float, lambda v: v >= 0, ">= 0 (0 = no EMA)", 0.0),
     "ema_decay": Field(float, lambda v: 0 <= v < 1, "in [0, 1)", 0.0),
-    "init": _choice("zero", "pseudo_inverse", default="zero"),
+    "init": _choice(*INITS, default="zero"),
     "restarts": _int_at_least(1, 1),
 }
 

@@ -191,3 +191,32 @@ def test_operators_run_on_gpu():
     for name, op in linear_operators(37, 53):
         u = op.likelihood_step(x, op.forward(x), 0.1, 0.2)
         assert u.device.type == "cuda" and u.shape == x.shape, name
+
+
+def test_classical_estimates(data_dir):
+    """Bicubic upsampling, biharmonic inpainting (near-exact on linear ramps away from the border,
+    known pixels kept) and
+    Wiener deconvolution (near-exact without noise for an invertible blur)."""
+    from ncvsd_inverse.io import read_image
+
+    x = read_image(data_dir / "108005.png")[..., 100:124, 100:132]
+    sr = SuperResolution(4)
+    y = sr.forward(x)
+    assert torch.allclose(sr.classical_estimate(y, 0.05), F.interpolate(y, scale_factor=4, mode="bicubic"))
+    assert SuperResolution(4, image_size=(26, 33)).classical_estimate(y[..., :6, :8], 0.05).shape[-2:] == (26, 33)
+
+    rows, cols = torch.meshgrid(torch.linspace(-1, 1, 24), torch.linspace(-1, 1, 32), indexing="ij")
+    ramp = torch.stack([0.6 * rows - 0.3 * cols, 0.2 * cols, -0.5 * rows])[None].repeat(2, 1, 1, 1)
+    inpaint = Inpainting(random_mask(24, 32, 0.7, seed=3))
+    filled = inpaint.classical_estimate(inpaint.forward(ramp), 0.05)
+    assert filled.shape == ramp.shape and filled.dtype == ramp.dtype
+    assert (filled - ramp)[..., 4:-4, 4:-4].abs().max() < 0.01
+    assert (filled - ramp).abs().mean() < 0.02 * (inpaint.pseudo_inverse(inpaint.forward(ramp)) - ramp).abs().mean()
+    noisy = inpaint.measure(x, 0.05, torch.Generator().manual_seed(0))  # noisy at missing pixels too
+    known = inpaint.forward(noisy)
+    assert torch.allclose(inpaint.forward(inpaint.classical_estimate(known, 0.05)), known, atol=1e-6)
+
+    kernel = torch.tensor([[0.0, 0.1, 0.0], [0.1, 0.6, 0.1], [0.0, 0.1, 0.0]])  # |OTF| >= 0.2
+    blur = Blur(kernel)
+    assert (blur.classical_estimate(blur.forward(x), 1e-4) - x).abs().max() < 1e-3
+    assert (blur.classical_estimate(blur.forward(x), 0.05) - x).abs().max() > 1e-2  # regularised

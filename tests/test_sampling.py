@@ -116,3 +116,14 @@ def test_bfloat16_network_stays_close_to_float32_and_returns_float32(tiny_models
     assert rounding < 0.1 * float((full.mean - other_seed.mean).abs().mean())
     with pytest.raises(ValueError, match="precision must be one of float32, bfloat16"):
         GenerativePrior(generator, 3, precision="float16")
+
+
+def test_initial_image_choices():
+    from ncvsd_inverse.api import initial_image
+    from operators import SuperResolution
+
+    op = SuperResolution(2)
+    y = torch.randn(1, 3, 8, 8)
+    assert initial_image(op, y, "zero", 0.05) is None
+    assert torch.equal(initial_image(op, y, "pseudo_inverse", 0.05), op.pseudo_inverse(y))
+    assert torch.equal(initial_image(op, y, "classical", 0.05), op.classical_estimate(y, 0.05))

@@ -15,7 +15,7 @@ def test_all_presets_load_and_build(tmp_path):
     for name in available_tasks():
         task = load_task(name)
         assert task.name == name and task.sigma_y == 0.05
-        assert task.sampler["steps"] == 50 and task.sampler["rho"] == 2.0
+        assert 1 <= task.sampler["steps"] <= 50 and task.sampler["rho"] == 2.0
         for shape in [(1, 3, 256, 256), (2, 1, 37, 53)]:
             op = task.build_operator(shape)
             y = op.forward(__import__("torch").zeros(shape))
@@ -24,6 +24,8 @@ def test_all_presets_load_and_build(tmp_path):
         path.write_text(task.to_yaml())
         assert load_task(path).to_dict() == task.to_dict()
     assert load_task("phase_retrieval").sampler["restarts"] == 4
+    for name in ("random_inpainting", "box_inpainting"):  # tuned: a short chain from biharmonic
+        assert load_task(name).sampler["init"] == "classical" and load_task(name).sampler["sigma_max"] < 0.1
     op = load_task("sr4x").build_operator((1, 3, 256, 256))
     assert isinstance(op, SuperResolution) and op.factor == 4
     box = load_task("box_inpainting").build_operator((1, 3, 256, 256))
