@@ -62,15 +62,14 @@ def tv_deconvolution(operator: Blur, y: torch.Tensor, sigma_y: float, weight: fl
 
 
 def classical(task, operator, y) -> dict:
-    """The task's classical baselines as ``{name: callable() -> estimate}``."""
-    if isinstance(operator, SuperResolution):
-        return {"bicubic": lambda: operator.classical_estimate(y, task.sigma_y)}
-    if isinstance(operator, Inpainting):
-        return {"biharmonic": lambda: operator.classical_estimate(y, task.sigma_y)}
+    """The task's classical baselines as ``{name: callable() -> estimate}``: the operator's
+    classical estimate (bicubic, biharmonic, Wiener), and TV deconvolution for blur."""
+    if not isinstance(operator, (SuperResolution, Inpainting, Blur)):
+        return {}
+    baselines = {operator.classical_name: lambda: operator.classical_estimate(y, task.sigma_y)}
     if isinstance(operator, Blur):
-        return {"wiener": lambda: operator.classical_estimate(y, task.sigma_y),
-                "tv (deepinv)": lambda: tv_deconvolution(operator, y, task.sigma_y)}
-    return {}
+        baselines["tv (deepinv)"] = lambda: tv_deconvolution(operator, y, task.sigma_y)
+    return baselines
 
 
 # --- the suite -------------------------------------------------------------------------------------

@@ -183,6 +183,9 @@ class Operator:
         aty = self.adjoint(y)
         return conjugate_gradient(lambda u: self.gram(u) + 1e-3 * u, aty, max_iter=100, tol=1e-4)
 
+    #: What :meth:`classical_estimate` computes, as a baseline is named in reports.
+    classical_name: str = "pseudo-inverse"
+
     def classical_estimate(self, y: Tensor, sigma_y: float) -> Tensor:
         """The standard classical reconstruction for this operator (a baseline and a solver start).
 

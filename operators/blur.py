@@ -115,13 +115,17 @@ class Blur(Operator):
             otf.abs() ** 2, per_sample(s, x), per_sample(r, x), torch.fft.fft2(noise, norm="ortho"))
         return torch.fft.ifft2(sample_f, norm="ortho").real
 
+    def _regularised_inverse(self, y: Tensor, damping: float) -> Tensor:
+        """``conj(K) Y / (|K|^2 + damping)`` per frequency."""
+        otf = self.otf(y)
+        return torch.fft.ifft2(torch.fft.fft2(y) * otf.conj() / (otf.abs() ** 2 + damping)).real
+
     def pseudo_inverse(self, y: Tensor) -> Tensor:
         """Wiener-like regularised inverse ``conj(K) Y / (|K|^2 + 1e-3)``."""
-        otf = self.otf(y)
-        return torch.fft.ifft2(torch.fft.fft2(y) * otf.conj() / (otf.abs() ** 2 + 1e-3)).real
+        return self._regularised_inverse(y, 1e-3)
+
+    classical_name = "wiener"
 
     def classical_estimate(self, y: Tensor, sigma_y: float) -> Tensor:
         """Wiener deconvolution with a flat signal spectrum (noise-to-signal ratio ``sigma_y^2 / 0.25``)."""
-        otf = self.otf(y)
-        nsr = sigma_y**2 / 0.25
-        return torch.fft.ifft2(torch.fft.fft2(y) * otf.conj() / (otf.abs() ** 2 + nsr)).real
+        return self._regularised_inverse(y, sigma_y**2 / 0.25)

@@ -87,6 +87,8 @@ class Inpainting(Operator):
         """Known pixels as measured, missing ones 0 (mid-grey)."""
         return self.adjoint(y)
 
+    classical_name = "biharmonic"
+
     def classical_estimate(self, y: Tensor, sigma_y: float) -> Tensor:
         """Biharmonic inpainting (``skimage.restoration.inpaint_biharmonic``) per image and channel."""
         from skimage.restoration import inpaint_biharmonic

@@ -120,6 +120,8 @@ class SuperResolution(Operator):
         inverse = torch.where(ata_diag > 1e-6, 1.0 / ata_diag.clamp_min(1e-6), torch.zeros_like(ata_diag))
         return vh @ (aty_b * inverse) @ vw.T
 
+    classical_name = "bicubic"
+
     def classical_estimate(self, y: Tensor, sigma_y: float) -> Tensor:
         """Bicubic upsampling to the clean size (``torch.nn.functional.interpolate``)."""
         size = self.clean_size(y.shape[-2], y.shape[-1])

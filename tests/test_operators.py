@@ -195,8 +195,7 @@ def test_operators_run_on_gpu():
 
 def test_classical_estimates(data_dir):
     """Bicubic upsampling, biharmonic inpainting (near-exact on linear ramps away from the border,
-    known pixels kept) and
-    Wiener deconvolution (near-exact without noise for an invertible blur)."""
+    known pixels kept) and Wiener deconvolution (near-exact without noise for an invertible blur)."""
     from ncvsd_inverse.io import read_image
 
     x = read_image(data_dir / "108005.png")[..., 100:124, 100:132]
