@@ -30,9 +30,9 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoints
-from .edm import (denoising_posterior, karras_sigmas, lognormal_sigma, uncertainty_weighted_loss)
+from .edm import (denoising_posterior, edm_precond, karras_sigmas, lognormal_sigma, uncertainty_weighted_loss)
 from .io import ImageReadError, list_images, read_image, write_image
-from .networks import (ConditionalDenoiser, Denoiser, Discriminator, GenerativeDenoiser, UNet,
+from .networks import (ConditionalDenoiser, Denoiser, Discriminator, GenerativeDenoiser, UncertaintyHead, UNet,
                        UNetConfig, clone_frozen)
 
 Tensor = torch.Tensor
@@ -75,7 +75,9 @@ class TeacherConfig(RecipeConfig):
 class DistillConfig(RecipeConfig):
     """NCVSD recipe (DESIGN 3.4). ``lr`` is the fake score's; the generator and discriminator
     use ``lr * g_lr_scale`` / ``lr * d_lr_scale``. ``fake_steps``: fake-score updates per
-    generator update. ``gan_scale = 0`` turns the GAN term off."""
+    generator update. ``logvar_on_t``: the generator loss's log-variance is ``u(sigma) + v(t)``
+    with ``v`` a training-only head (lr ``lr``) instead of ``u(sigma)`` alone.
+    ``gan_scale = 0`` turns the GAN term off."""
 
     g_lr_scale: float = 0.1
     d_lr_scale: float = 0.1
@@ -85,6 +87,7 @@ class DistillConfig(RecipeConfig):
     sigma_levels: int = 1000
     sigma_rho: float = 7.0
     fake_steps: int = 1
+    logvar_on_t: bool = False
     gan_scale: float = 0.0
     gan_warmup_steps: int = 0
     grad_clip: float = 1.0
@@ -313,11 +316,12 @@ class NCVSDLoss:
 
     def generator_loss(self, generator_net: nn.Module, teacher: Callable, fake: nn.Module, y: Tensor,
                        sigma: Tensor, generator: torch.Generator, disc: nn.Module | None = None,
-                       gan_scale: float = 0.0) -> tuple[Tensor, Tensor]:
+                       gan_scale: float = 0.0, logvar_t: nn.Module | None = None) -> tuple[Tensor, Tensor]:
         """VSD (+ GAN) loss of the generator; returns ``(per-sample loss, xg)``.
 
         ``real = D_teacher(y_eff, sigma_eff)`` (DESIGN 3.2), ``fake = f(x_t, t | y, sigma)``;
-        ``L = lambda(t)/exp(u) ||xg - sg(xg + real - fake)||^2 + u``.
+        ``L = lambda(t)/exp(u) ||xg - sg(xg + real - fake)||^2 + u`` (DESIGN 3.4), where
+        ``u = u(sigma)`` from the generator, plus ``logvar_t(c_noise(t))`` when that head is given.
         """
         z = torch.randn(y.shape, generator=generator, device=y.device)
         xg, logvar = generator_net(y, sigma, z=z, return_logvar=True)
@@ -328,6 +332,8 @@ class NCVSDLoss:
             real = teacher(y_eff, sigma_eff.flatten())
             fake_denoised = fake(x_t.detach(), t, y, sigma)
             target = xg.detach() + real - fake_denoised
+        if logvar_t is not None:
+            logvar = logvar + logvar_t(edm_precond(t)[3].flatten())
         loss = uncertainty_weighted_loss((xg - target) ** 2, t, logvar)
         if disc is not None and gan_scale > 0:
             logit = disc(x_t, t, y, sigma)
@@ -409,21 +415,26 @@ class Run:
         self.step = int(meta["step"])
         return True
 
-    def optimize(self, name: str, loss: Tensor, ref_steps: int, rampup_steps: int, grad_clip: float = 0.0) -> None:
-        """One Adam step of network ``name`` on the mean of ``loss`` with the scheduled learning rate."""
-        optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
+    def optimize(self, names: str | tuple[str, ...], loss: Tensor, ref_steps: int, rampup_steps: int,
+                 grad_clip: float = 0.0) -> None:
+        """One Adam step of each network in ``names`` on the mean of ``loss`` (one backward pass),
+        each with its scheduled learning rate; ``grad_clip`` applies per network."""
+        names = (names,) if isinstance(names, str) else names
+        for name in names:
+            self.optimizers[name].zero_grad(set_to_none=True)
         loss.mean().backward()
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(self.step, self.lrs[name], ref_steps, rampup_steps)
-        params = self.module(name).parameters()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        else:  # EDM2: guard against NaN/Inf gradients
-            for p in params:
-                if p.grad is not None:
-                    torch.nan_to_num_(p.grad, nan=0, posinf=1e5, neginf=-1e5)
-        optimizer.step()
+        for name in names:
+            optimizer = self.optimizers[name]
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(self.step, self.lrs[name], ref_steps, rampup_steps)
+            params = list(self.module(name).parameters())
+            if grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            else:  # EDM2: guard against NaN/Inf gradients
+                for p in params:
+                    if p.grad is not None:
+                        torch.nan_to_num_(p.grad, nan=0, posinf=1e5, neginf=-1e5)
+            optimizer.step()
 
 
 def _reduce_mean(value: Tensor, env: Distributed) -> float:
@@ -648,6 +659,8 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
     lrs = {"generator": cfg.lr * cfg.g_lr_scale, "fake": cfg.lr}
     if disc is not None:
         nets["disc"], lrs["disc"] = disc, cfg.lr * cfg.d_lr_scale
+    if cfg.logvar_on_t:  # training-only: not part of the shipped generator
+        nets["logvar_t"], lrs["logvar_t"] = UncertaintyHead(), cfg.lr
     config = {"distill": to_plain(cfg), **network_description(generator_net), **(extra_config or {})}
     run = Run("distill", nets, lrs, {"generator": clone_frozen(generator_net)}, config, out_dir, env)
     if resume and run.resume() and env.is_main and not quiet:
@@ -684,8 +697,10 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
         x, y, sigma = problem(gen)
         loss_g, _ = losses.generator_loss(run.nets["generator"], teacher, run.module("fake"), y, sigma, gen,
                                           disc=run.module("disc") if gan_on else None,
-                                          gan_scale=cfg.gan_scale if gan_on else 0.0)
-        run.optimize("generator", loss_g, cfg.lr_ref_steps, cfg.rampup_steps, cfg.grad_clip)
+                                          gan_scale=cfg.gan_scale if gan_on else 0.0,
+                                          logvar_t=run.nets["logvar_t"] if cfg.logvar_on_t else None)
+        trained = ("generator", "logvar_t") if cfg.logvar_on_t else "generator"
+        run.optimize(trained, loss_g, cfg.lr_ref_steps, cfg.rampup_steps, cfg.grad_clip)
         update_ema(run.emas["generator"], run.module("generator"), run.step, cfg.ema_std)
         out["loss_g"] = loss_g
         return out

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from torch import nn
 
 from analytic import (GaussianPrior, MixturePrior, MLPBackbone, TeacherInitialisedBackbone)
 from ncvsd_inverse import training
@@ -83,6 +85,41 @@ def test_ncvsd_distills_the_gaussian_posterior(tmp_path):
     assert sum(c for _, c in after) < 0.4 * sum(c for _, c in before), (before, after)
 
 
+class ConstantLogvar(nn.Module):
+    """A stand-in for the t head: ``v(c_noise) = c``; records the noise levels it was given."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = nn.Parameter(torch.tensor(value))
+        self.seen = None
+
+    def forward(self, c_noise):
+        self.seen = c_noise.detach()
+        return self.value.expand(c_noise.shape[0]).reshape(-1, 1, 1, 1)
+
+
+def test_generator_loss_log_variance_adds_the_t_head():
+    """``logvar_on_t``: the VSD loss uses ``u(sigma) + v(t)``: with ``v = c`` the weighted error is
+    scaled by ``exp(-c)`` and ``c`` is added; the head gets one level per sample and a gradient."""
+    prior = GaussianPrior((1, 2, 2))
+    generator_net = GenerativeDenoiser(ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape), uncertainty_on="cond"))
+    fake = ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape))
+    losses = training.NCVSDLoss(small_distill_config())
+    x = prior.sample(8, torch.Generator().manual_seed(0))
+    y, sigma = losses.draw_problem(x, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        u = generator_net(y, sigma, z=torch.zeros_like(y), return_logvar=True)[1].flatten()
+        plain, _ = losses.generator_loss(generator_net, prior, fake, y, sigma, torch.Generator().manual_seed(2))
+    head = ConstantLogvar(0.7)
+    with_t, _ = losses.generator_loss(generator_net, prior, fake, y, sigma, torch.Generator().manual_seed(2),
+                                      logvar_t=head)
+    expected = (plain.flatten() - u) * math.exp(-0.7) + u + 0.7
+    assert torch.allclose(with_t.flatten(), expected, rtol=1e-5, atol=1e-6)
+    assert head.seen.shape == (8,) and head.seen.unique().numel() == 8
+    with_t.mean().backward()
+    assert head.value.grad is not None and head.value.grad != 0
+
+
 def test_ncvsd_generator_is_bimodal_with_posterior_weights(tmp_path):
     """Two-component mixture: samples split between the modes with the analytic posterior weights.
     A deterministic denoiser puts every sample at the posterior mean, between the modes."""
@@ -133,7 +170,8 @@ def test_teacher_resume_is_bitwise(tmp_path, data_dir):
 
 def test_distill_resume_after_interrupt_is_bitwise(tmp_path, data_dir, monkeypatch):
     teacher_cfg, cfg = _tiny()
-    cfg = dataclasses.replace(cfg, steps=5, checkpoint_every=100, val_every=100, gan_scale=0.1, gan_warmup_steps=2)
+    cfg = dataclasses.replace(cfg, steps=5, checkpoint_every=100, val_every=100, gan_scale=0.1, gan_warmup_steps=2,
+                              logvar_on_t=True)
     data = training.PatchDataset(data_dir, cfg.patch)
     from ncvsd_inverse.networks import build_teacher
     torch.manual_seed(0)
@@ -162,6 +200,7 @@ def test_distill_resume_after_interrupt_is_bitwise(tmp_path, data_dir, monkeypat
     assert json.loads((tmp_path / "b" / "latest.json").read_text())["step"] == 3
     resumed = run(tmp_path / "b", resume=True)
     a, b = _state(straight), _state(resumed)
+    assert any(k.startswith("logvar_t.") for k in a)  # the training-only head is checkpointed too
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert isinstance(load_generator(tmp_path / "b"), GenerativeDenoiser)
 
