@@ -26,8 +26,9 @@ BACKBONE_FILES = {
 
 
 def psnr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB per image, ``(N,)``; images in [-1, 1]."""
-    mse = ((estimate.double() - reference.double()) ** 2).flatten(1).mean(1)
+    """Peak signal-to-noise ratio in dB per image, ``(N,)``; images in [-1, 1] (``reference`` is
+    moved to ``estimate``'s device)."""
+    mse = ((estimate.double() - reference.to(estimate.device).double()) ** 2).flatten(1).mean(1)
     return (10 * torch.log10(DATA_RANGE**2 / mse)).float()
 
 
@@ -35,7 +36,7 @@ def ssim(estimate: torch.Tensor, reference: torch.Tensor, window: int = 7) -> to
     """Structural similarity per image, ``(N,)``; scikit-image's defaults with data range 2."""
     if min(estimate.shape[-2:]) < window:
         raise ValueError(f"SSIM needs images of at least {window}x{window}, got {tuple(estimate.shape[-2:])}")
-    x, y = estimate.double(), reference.double()
+    x, y = estimate.double(), reference.to(estimate.device).double()
     n_pixels = window * window
     cov_norm = n_pixels / (n_pixels - 1)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from .checkpoints import CheckpointError, read_checkpoint, resolve_checkpoint
-from .networks import (ConditionalDenoiser, ConditionalUNet, Denoiser, GenerativeDenoiser, UNet, UNetConfig,
+from .networks import (CONDITION_BACKBONES, ConditionalDenoiser, Denoiser, GenerativeDenoiser, UNet, UNetConfig,
                        clone_frozen)
 
 
@@ -48,8 +48,11 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", ema: bo
     tensors, meta = read_checkpoint(path)
     if meta.get("config", {}).get("kind") == "teacher":
         raise CheckpointError(f"{source}: a teacher checkpoint; pass a distilled generator (ncvsd-distill output)")
-    gamma = meta["config"].get("distill", {}).get("gamma", 0.414)
-    net = ConditionalDenoiser(ConditionalUNet(network_config(meta, source)), uncertainty_on="cond")
+    recipe = meta["config"].get("distill", {})
+    gamma, condition = recipe.get("gamma", 0.414), recipe.get("condition", "encoder")
+    if condition not in CONDITION_BACKBONES:
+        raise CheckpointError(f"{source}: unknown generator condition {condition!r}")
+    net = ConditionalDenoiser(CONDITION_BACKBONES[condition](network_config(meta, source)), uncertainty_on="cond")
     generator = GenerativeDenoiser(net, gamma)
     prefixes = ("ema.generator", "generator") if ema else ("generator",)
     return _load(generator, tensors, prefixes, source).to(device)

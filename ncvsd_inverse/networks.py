@@ -42,7 +42,8 @@ def mp_silu(x: Tensor) -> Tensor:
 
 
 def mp_sum(a: Tensor, b: Tensor, t: float = 0.5) -> Tensor:
-    return a.lerp(b, t) / math.sqrt((1 - t) ** 2 + t**2)
+    dtype = torch.promote_types(a.dtype, b.dtype)  # under CUDA autocast one side may be bfloat16
+    return a.to(dtype).lerp(b.to(dtype), t) / math.sqrt((1 - t) ** 2 + t**2)
 
 
 def mp_cat(a: Tensor, b: Tensor, t: float = 0.5) -> Tensor:
@@ -170,9 +171,12 @@ class Encoder(nn.Module):
                 channels = width
                 self.skip_channels.append(channels)
 
-    def forward(self, x: Tensor, c_noise: Tensor) -> tuple[list[Tensor], Tensor]:
+    def forward(self, x: Tensor, c_noise: Tensor, input_offset: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
+        """``input_offset``: added to the input layer's output (how :class:`InputConcatUNet` joins its condition)."""
         emb = mp_silu(self.emb_noise(self.emb_fourier(c_noise)))
         x = self.input_conv(torch.cat([x, torch.ones_like(x[:, :1])], dim=1))
+        if input_offset is not None:
+            x = x + input_offset
         skips = [x]
         for block in self.blocks.values():
             x = block(x, emb)
@@ -261,6 +265,41 @@ class ConditionalUNet(nn.Module):
         return self.decoder(skips, emb)
 
 
+class InputConcatUNet(nn.Module):
+    """``F(x, c_noise | cond)``: the concatenation variant of :class:`ConditionalUNet` (a lever of
+    issue 5, against DESIGN 3.3's separate condition encoder).
+
+    One encoder; the condition joins at the input layer as extra channels. The input convolution
+    of ``[x, 1, cond]`` is written as ``conv([x, 1]) + g conv_cond(cond)`` with the gain ``g``
+    starting at 0, so right after :meth:`from_unet` the network equals the teacher. ``cond_noise``
+    is not used: the generator's own level ``(1 + gamma) sigma`` already carries ``sigma``.
+    """
+
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.size_multiple = cfg.size_multiple
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg, self.encoder.skip_channels)
+        self.cond_conv = MPConv(cfg.img_channels, cfg.model_channels * cfg.channel_mult[0], (3, 3))
+        self.cond_gain = nn.Parameter(torch.zeros([]))
+
+    @classmethod
+    def from_unet(cls, unet: UNet) -> "InputConcatUNet":
+        """Encoder and decoder initialised from the teacher's UNet."""
+        net = cls(unet.cfg)
+        net.encoder.load_state_dict(unet.encoder.state_dict())
+        net.decoder.load_state_dict(unet.decoder.state_dict())
+        return net
+
+    def forward(self, x: Tensor, c_noise: Tensor, cond: Tensor, cond_noise: Tensor) -> Tensor:
+        skips, emb = self.encoder(x, c_noise, input_offset=self.cond_conv(cond, gain=self.cond_gain))
+        return self.decoder(skips, emb)
+
+
+CONDITION_BACKBONES = {"encoder": ConditionalUNet, "concat": InputConcatUNet}
+
+
 # ----------------------------------------------------------------------------------------------
 # Preconditioned denoisers
 
@@ -328,9 +367,14 @@ class ConditionalDenoiser(nn.Module):
         self.uncertainty = UncertaintyHead()
 
     @classmethod
-    def init_from(cls, teacher: Denoiser, uncertainty_on: str = "main") -> "ConditionalDenoiser":
-        """Copy the teacher's UNet into the encoder, the condition encoder and the decoder."""
-        net = cls(ConditionalUNet.from_unet(teacher.backbone), teacher.sigma_data, uncertainty_on)
+    def init_from(cls, teacher: Denoiser, uncertainty_on: str = "main",
+                  condition: str = "encoder") -> "ConditionalDenoiser":
+        """Copy the teacher's UNet into the backbone ``CONDITION_BACKBONES[condition]``: for
+        ``"encoder"`` the encoder, the condition encoder and the decoder."""
+        if condition not in CONDITION_BACKBONES:
+            raise ValueError(f"condition must be one of {sorted(CONDITION_BACKBONES)}, got {condition!r}")
+        backbone = CONDITION_BACKBONES[condition].from_unet(teacher.backbone)
+        net = cls(backbone, teacher.sigma_data, uncertainty_on)
         net.uncertainty.load_state_dict(teacher.uncertainty.state_dict())
         return net
 

@@ -77,7 +77,9 @@ class DistillConfig(RecipeConfig):
     use ``lr * g_lr_scale`` / ``lr * d_lr_scale``. ``fake_steps``: fake-score updates per
     generator update. ``logvar_on_t``: the generator loss's log-variance is ``u(sigma) + v(t)``
     with ``v`` a training-only head (lr ``lr``) instead of ``u(sigma)`` alone.
-    ``gan_scale = 0`` turns the GAN term off."""
+    ``gan_scale = 0`` turns the GAN term off. ``condition``: how the generator sees ``(y, sigma)``,
+    ``"encoder"`` (DESIGN 3.3's separate condition encoder) or ``"concat"`` (joined at the input
+    layer; the lever of issue 5, see :class:`~ncvsd_inverse.networks.InputConcatUNet`)."""
 
     g_lr_scale: float = 0.1
     d_lr_scale: float = 0.1
@@ -88,6 +90,7 @@ class DistillConfig(RecipeConfig):
     sigma_rho: float = 7.0
     fake_steps: int = 1
     logvar_on_t: bool = False
+    condition: str = "encoder"
     gan_scale: float = 0.0
     gan_warmup_steps: int = 0
     grad_clip: float = 1.0
@@ -288,8 +291,8 @@ class NCVSDLoss:
 
     def draw_problem(self, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``(y, sigma)``: ``sigma`` from the grid, ``y = x + sigma n``."""
-        pick = torch.randint(len(self.grid), (x.shape[0],), generator=generator)
-        sigma = self.grid[pick].to(x.device).reshape(-1, 1, 1, 1)
+        pick = torch.randint(len(self.grid), (x.shape[0],), generator=generator, device=generator.device)
+        sigma = self.grid.to(x.device)[pick.to(x.device)].reshape(-1, 1, 1, 1)
         return x + sigma * torch.randn(x.shape, generator=generator, device=x.device), sigma
 
     def draw_noisy(self, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -634,7 +637,7 @@ def generator_diagnostic(generator_net: nn.Module, teacher: Callable, clean: Ten
 
 def build_distillation_nets(teacher: Denoiser, cfg: DistillConfig):
     """``(generator, fake_score, discriminator or None)``, all initialised from the teacher's UNet."""
-    generator_net = GenerativeDenoiser(ConditionalDenoiser.init_from(teacher, uncertainty_on="cond"), cfg.gamma)
+    generator_net = GenerativeDenoiser(ConditionalDenoiser.init_from(teacher, "cond", cfg.condition), cfg.gamma)
     fake = ConditionalDenoiser.init_from(teacher, uncertainty_on="main")
     disc = Discriminator.init_from(teacher) if cfg.gan_scale > 0 else None
     return generator_net, fake, disc

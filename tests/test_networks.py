@@ -1,11 +1,12 @@
 """Networks: any size, teacher initialisation, no spatial statistics, the key identity (DESIGN 3.2)."""
 
+import pytest
 import torch
 
 from analytic import GaussianPrior
 from ncvsd_inverse.edm import denoising_posterior
-from ncvsd_inverse.networks import (ConditionalDenoiser, Discriminator, GenerativeDenoiser, UNetConfig,
-                                    build_teacher)
+from ncvsd_inverse.networks import (ConditionalDenoiser, Discriminator, GenerativeDenoiser, InputConcatUNet,
+                                    UNetConfig, build_teacher)
 
 TINY = UNetConfig(img_channels=3, model_channels=8, channel_mult=(1, 2), num_blocks=1)
 
@@ -33,6 +34,21 @@ def test_conditional_networks_start_as_the_teacher():
     assert sample.shape == y.shape and logvar.shape == (2, 1, 1, 1)
     assert generator.sample(y, 0.2, ts=[1.0, 0.5, 0.1]).shape == y.shape
     assert Discriminator.init_from(teacher)(x, 0.5, y, 0.2).shape == (2,)
+
+
+def test_concatenation_variant_starts_as_the_teacher_then_sees_the_condition():
+    teacher = build_teacher(TINY).eval()
+    with torch.no_grad():
+        teacher.backbone.decoder.out_gain.fill_(1.0)  # a fresh UNet outputs zeros
+    x, y, other_y = torch.randn(2, 3, 24, 20), torch.randn(2, 3, 24, 20), torch.randn(2, 3, 24, 20)
+    net = ConditionalDenoiser.init_from(teacher, "cond", condition="concat").eval()
+    assert isinstance(net.backbone, InputConcatUNet)
+    with torch.no_grad():
+        assert torch.allclose(net(x, 0.7, y, 0.2), teacher(x, 0.7), atol=1e-6)
+        net.backbone.cond_gain.fill_(1.0)  # as training opens the gain
+        assert not torch.allclose(net(x, 0.7, y, 0.2), net(x, 0.7, other_y, 0.2), atol=1e-3)
+    with pytest.raises(ValueError, match="condition must be one of"):
+        ConditionalDenoiser.init_from(teacher, "cond", condition="cross-attention")
 
 
 def test_no_spatial_statistics():

@@ -205,6 +205,23 @@ def test_distill_resume_after_interrupt_is_bitwise(tmp_path, data_dir, monkeypat
     assert isinstance(load_generator(tmp_path / "b"), GenerativeDenoiser)
 
 
+def test_concatenation_generator_trains_and_loads_back(tmp_path, data_dir):
+    from ncvsd_inverse.networks import InputConcatUNet, build_teacher
+
+    teacher_cfg, cfg = _tiny()
+    cfg = dataclasses.replace(cfg, steps=2, checkpoint_every=2, val_every=100, condition="concat")
+    torch.manual_seed(0)
+    teacher = build_teacher(teacher_cfg.network).eval().requires_grad_(False)
+    g, f, _ = training.build_distillation_nets(teacher, cfg)
+    run = training.distill(teacher, g, f, training.PatchDataset(data_dir, cfg.patch), cfg, tmp_path, quiet=True)
+    assert float(run.module("generator").net.backbone.cond_gain.detach()) != 0.0  # the condition's gain was trained
+    loaded = load_generator(tmp_path)
+    assert isinstance(loaded.net.backbone, InputConcatUNet)
+    y, z = torch.randn(1, 3, 16, 16), torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(loaded(y, 0.3, z=z), run.emas["generator"].eval()(y, 0.3, z=z))
+
+
 def test_torchrun_two_ranks_stay_in_sync(tmp_path, data_dir):
     import socket
 

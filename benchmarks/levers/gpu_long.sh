@@ -1,0 +1,49 @@
+#!/bin/bash
+# Long distillation levers on a lent GPU (issue 5), as one call of the device tool:
+#   1. the four benchmarks/levers/gpu-long-*.yaml distillations from the shipped teacher, side by side
+#      on the one GPU, each stopped by SIGTERM after TRAIN_S seconds (it checkpoints; --resume continues);
+#   2. the shipped PnP presets (8 validation crops of 128x128, mean of 4 runs, bfloat16, as on the CPU)
+#      on the shipped generator and on each run's candidate checkpoints (gpu_collect.py candidates),
+#      all stopped after EVAL_S seconds;
+#   3. gpu_collect.py collect: summary table, up to 6 exported generators and a tarball of logs/stats in $OUT.
+# Local dry run (CPU): OUT=/tmp/o WORK=/tmp/w TRAIN_S=60 EVAL_S=60 EXTRA="--steps 2 --device cpu" PRESETS=benchmarks/levers/gpu-long-base.yaml bash benchmarks/levers/gpu_long.sh
+set -u
+DATA=${DATA:-.devcarry/cbsd432}
+WORK=${WORK:-/tmp/gpu-work}
+OUT=${OUT:?set OUT}
+TRAIN_S=${TRAIN_S:-310}
+EVAL_S=${EVAL_S:-140}
+EXTRA=${EXTRA:-}
+PRESETS=${PRESETS:-benchmarks/levers/gpu-long-*.yaml}
+TEACHER=ncvsd_inverse/default_model/teacher.safetensors
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+mkdir -p "$WORK/pnp" "$OUT"
+nvidia-smi -L 2>/dev/null; python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+
+for preset in $PRESETS; do
+  run=$(basename "$preset" .yaml); run=${run#gpu-}
+  OMP_NUM_THREADS=2 timeout -k 60 -s TERM "$TRAIN_S" python -m ncvsd_inverse.cli.train distill \
+    --teacher $TEACHER --preset "$preset" --data "$DATA" --exclude benchmarks/splits/cbsd432_train_exclude.txt \
+    --val-data "$DATA" --val-list benchmarks/splits/cbsd432_val32.txt --out "$WORK/$run" --quiet $EXTRA \
+    >"$WORK/$run.log" 2>&1 &
+done
+wait
+for log in "$WORK"/*.log; do echo "== $log"; tail -3 "$log"; done
+for run in "$WORK"/long-*/; do tail -1 "$run/stats.jsonl"; done
+
+evaluate() {  # label, model argument(s): the five tasks in order, whatever finishes in EVAL_S
+  local label=$1; shift
+  for task in random_inpainting sr4x gaussian_deblur motion_deblur box_inpainting; do
+    python benchmarks/tune_solver.py --data "$DATA" --list benchmarks/splits/cbsd432_val32.txt --first 8 --crop 128 \
+      --runs 4 --precision bfloat16 --task $task "$@" --json "$WORK/pnp/${label}__${task}.json" >>"$WORK/pnp/$label.log" 2>&1
+  done
+}
+export -f evaluate; export DATA WORK
+OMP_NUM_THREADS=1 timeout -k 10 "$EVAL_S" bash -c 'evaluate shipped' &
+python benchmarks/levers/gpu_collect.py candidates "$WORK" >"$WORK/candidates.txt"
+while read -r label checkpoint; do
+  OMP_NUM_THREADS=1 timeout -k 10 "$EVAL_S" bash -c "evaluate $label --model $checkpoint" &
+done <"$WORK/candidates.txt"
+wait
+python benchmarks/levers/gpu_collect.py collect "$WORK" "$OUT"
+ls -la "$OUT"
