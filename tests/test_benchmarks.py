@@ -49,3 +49,34 @@ def test_suite_resumes_and_refuses_other_settings(tmp_path, monkeypatch):
 
     with pytest.raises(SystemExit, match="holds results of other settings"):
         run_suite(monkeypatch, out, "--seed", "1")
+
+
+def test_average_checkpoints_gives_the_mean_generator(tmp_path):
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "levers"))
+    from average_checkpoints import average_generators
+
+    from ncvsd_inverse.checkpoints import save_checkpoint
+    from ncvsd_inverse.models import load_generator
+    from ncvsd_inverse.networks import ConditionalDenoiser, GenerativeDenoiser, UNetConfig, build_teacher
+
+    network = UNetConfig(img_channels=3, model_channels=8, channel_mult=(1, 2), num_blocks=1)
+    config = {"network": {"img_channels": 3, "model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1,
+                          "attn_levels": []}, "distill": {"gamma": 0.414}}
+    states = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        generator = GenerativeDenoiser(ConditionalDenoiser.init_from(build_teacher(network), "cond"))
+        states.append({f"ema.generator.{k}": v for k, v in generator.state_dict().items()})
+        (tmp_path / "run").mkdir(exist_ok=True)
+        save_checkpoint(tmp_path / "run", seed, states[-1], config)
+    sources = [tmp_path / "run" / f"checkpoint-{s:07d}.safetensors" for s in (1, 2)]
+    averaged = load_generator(average_generators(sources, tmp_path / "avg"))
+    for name, value in averaged.state_dict().items():
+        expected = (states[0][f"ema.generator.{name}"] + states[1][f"ema.generator.{name}"]) / 2
+        assert torch.allclose(value, expected, atol=1e-6), name
+    with pytest.raises(SystemExit, match="no ema.generator"):
+        (tmp_path / "teacher").mkdir()
+        save_checkpoint(tmp_path / "teacher", 1, {"ema.teacher.w": torch.zeros(1)}, config)
+        average_generators([tmp_path / "teacher" / "checkpoint-0000001.safetensors"], tmp_path / "avg2")

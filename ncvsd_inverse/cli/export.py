@@ -20,10 +20,16 @@ def export_model(source: str | Path, kind: str, out_dir: Path) -> Path:
     slim = {k: v for k, v in tensors.items() if k.startswith(prefix)}
     if not slim:
         raise ValueError(f"{source}: no {prefix}* weights (is it a {kind} checkpoint?)")
-    out_dir.mkdir(parents=True, exist_ok=True)
     config = {**meta["config"], "exported_from": str(resolve_checkpoint(source)), "step": meta["step"]}
-    config.pop("images", None)  # the image list lives in the model card, not in every file
-    written = save_checkpoint(out_dir, meta["step"], slim, config, meta.get("stats"))
+    return write_model_file(out_dir, kind, slim, config, meta["step"], meta.get("stats"))
+
+
+def write_model_file(out_dir: Path, kind: str, tensors: dict, config: dict, step: int,
+                     stats: dict | None = None) -> Path:
+    """``out_dir/<kind>.safetensors`` (+ .json): a slim model file, no ``latest`` links."""
+    config = {k: v for k, v in config.items() if k != "images"}  # the image list lives in the model card
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = save_checkpoint(out_dir, step, tensors, config, stats)
     target = out_dir / f"{kind}.safetensors"
     written.rename(target)
     written.with_suffix(".json").rename(target.with_suffix(".json"))
