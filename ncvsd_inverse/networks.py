@@ -265,7 +265,7 @@ class ConditionalUNet(nn.Module):
         return self.decoder(skips, emb)
 
 
-class InputConcatUNet(nn.Module):
+class InputConcatUNet(UNet):
     """``F(x, c_noise | cond)``: the concatenation variant of :class:`ConditionalUNet` (a lever of
     issue 5, against DESIGN 3.3's separate condition encoder).
 
@@ -276,11 +276,7 @@ class InputConcatUNet(nn.Module):
     """
 
     def __init__(self, cfg: UNetConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.size_multiple = cfg.size_multiple
-        self.encoder = Encoder(cfg)
-        self.decoder = Decoder(cfg, self.encoder.skip_channels)
+        super().__init__(cfg)  # the teacher's encoder and decoder
         self.cond_conv = MPConv(cfg.img_channels, cfg.model_channels * cfg.channel_mult[0], (3, 3))
         self.cond_gain = nn.Parameter(torch.zeros([]))
 

@@ -291,8 +291,10 @@ class NCVSDLoss:
 
     def draw_problem(self, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``(y, sigma)``: ``sigma`` from the grid, ``y = x + sigma n``."""
+        if self.grid.device != x.device:  # once: no host-to-device copy in every step
+            self.grid = self.grid.to(x.device)
         pick = torch.randint(len(self.grid), (x.shape[0],), generator=generator, device=generator.device)
-        sigma = self.grid.to(x.device)[pick.to(x.device)].reshape(-1, 1, 1, 1)
+        sigma = self.grid[pick.to(x.device)].reshape(-1, 1, 1, 1)
         return x + sigma * torch.randn(x.shape, generator=generator, device=x.device), sigma
 
     def draw_noisy(self, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -41,7 +41,7 @@ def candidates(work: Path) -> list[Path]:
         if records:
             steps.add(min(records, key=lambda r: r["val_gap"])["step"])
         picks += [run_dir / f"checkpoint-{s:07d}.safetensors" for s in sorted(steps)]
-        latest = (run_dir / "latest.safetensors").resolve()
+        latest = run_dir / (run_dir / "latest.safetensors").resolve().name
         if latest.exists() and latest not in picks:
             picks.append(latest)
     return picks
