@@ -99,6 +99,10 @@ class DistillConfig(RecipeConfig):
     val_images: int = 8
     val_patch: int = 64
 
+    def __post_init__(self):
+        if self.val_every % self.log_every:  # the diagnostic runs inside the logging step
+            raise ValueError(f"val_every ({self.val_every}) must be a multiple of log_every ({self.log_every})")
+
 
 def _from_dict(cls, data: dict, source: str):
     names = {f.name for f in dataclasses.fields(cls)}

@@ -282,3 +282,13 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, data_dir):
                                           "--out", str(tmp_path / "d"), "--steps", "2", "--quiet"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "d" / "latest.safetensors").exists() and (tmp_path / "d" / "stats.jsonl").exists()
+
+
+def test_preset_whose_validation_misses_the_logging_steps_is_refused(tmp_path):
+    # the diagnostic runs inside the logging step: val_every 250 with log_every 100 would validate every 500
+    preset = tmp_path / "bad.yaml"
+    preset.write_text("distill:\n  log_every: 100\n  val_every: 250\n")
+    with pytest.raises(ValueError, match=r"val_every \(250\) must be a multiple of log_every \(100\)"):
+        training.load_preset(preset)
+    preset.write_text("distill:\n  log_every: 100\n  val_every: 500\n")
+    assert training.load_preset(preset)[1].val_every == 500
