@@ -284,7 +284,6 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, data_dir):
     assert (tmp_path / "d" / "latest.safetensors").exists() and (tmp_path / "d" / "stats.jsonl").exists()
 
 
-
 def test_diagnostic_runs_every_val_every_steps_whatever_log_every(tmp_path, data_dir):
     # the diagnostic runs inside a logging step; val_every 2 with log_every 3 must still validate at 2 and 4
     from ncvsd_inverse.networks import build_teacher
