@@ -155,6 +155,34 @@ def posterior_sample(prior: Callable, operator, y: Tensor, sigmas: Tensor, likel
 
 
 @torch.inference_mode()
+def ancestral_posterior_sample(denoiser: Callable, y: Tensor, sigma: float, steps: int = 128,
+                               sigma_min: float = 0.002, rho: float = 7.0,
+                               generator: torch.Generator | None = None) -> Tensor:
+    """A reference sample of the denoising posterior ``p(x | y)``, ``y = x + sigma n``, from an
+    MMSE denoiser alone (``steps`` NFE where a generative denoiser needs 1).
+
+    ``y`` is a draw of the data diffused to level ``sigma``, so running the reverse diffusion from
+    ``sigma`` down to 0 ends at a draw of ``p(x | y)``. Each step is DDPM's ancestral step,
+    ``x_t' ~ N(x0 + (t'/t)^2 (x_t - x0), t'^2 (1 - (t'/t)^2))`` with ``x0 = D(x_t, t)``, on
+    ``steps`` Karras levels (``rho``) from ``sigma`` to ``sigma_min``; the last level is denoised.
+    It is exact as ``steps`` grows when ``D`` is the exact posterior mean, so it measures how
+    faithful a posterior sampler the teacher itself implies (the reference for DESIGN 3.6b).
+
+    ``y``: ``(N, C, H, W)`` in [-1, 1] plus noise; returns a sample of the same shape.
+    """
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2 (got {steps})")
+    levels = karras_sigmas(steps, sigma, sigma_min, rho).tolist()
+    x = y
+    for t, t_next in zip(levels[:-1], levels[1:]):
+        x0 = denoiser(x, as_level(t, x).flatten())
+        keep = (t_next / t) ** 2
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x = x0 + keep * (x - x0) + t_next * (1 - keep) ** 0.5 * noise
+    return denoiser(x, as_level(levels[-1], x).flatten())
+
+
+@torch.inference_mode()
 def generate(model: Callable, shape: tuple[int, ...], ts: list[float] | None = None, sigma_max: float = 80.0,
              generator: torch.Generator | None = None, device="cpu") -> Tensor:
     """Unconditional samples (DESIGN 3.5): one step ``G(80 z, 80)``, or the multi-step ``ts``

@@ -80,3 +80,24 @@ def test_average_checkpoints_gives_the_mean_generator(tmp_path):
         (tmp_path / "teacher").mkdir()
         save_checkpoint(tmp_path / "teacher", 1, {"ema.teacher.w": torch.zeros(1)}, config)
         average_generators([tmp_path / "teacher" / "checkpoint-0000001.safetensors"], tmp_path / "avg2")
+
+
+def test_diagnose_measures_the_teachers_own_sampler(tiny_models, tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "benchmarks" / "levers"))
+    import diagnose
+
+    teacher_dir, _ = tiny_models
+    out = tmp_path / "diag.json"
+    argv = ["diagnose.py", "--teacher-sampler", "4", "--teacher", str(teacher_dir), "--data", str(DATA),
+            "--list", str(tmp_path / "names.txt"), "--images", "2", "--patch", "16", "--sigmas", "0.5",
+            "--json", str(out)]
+    (tmp_path / "names.txt").write_text("\n".join(p.name for p in sorted(DATA.glob("*.png"))) + "\n")
+    monkeypatch.setattr(sys, "argv", argv)
+    diagnose.main()
+    report = json.loads(out.read_text())
+    assert report["model"] == "teacher sampler, 4 steps" and report["patch"] == 16
+    # samples differ from the MMSE estimate: one sample is worse than the mean of 8
+    assert report["val_one_0.5"] < report["val_mean8_0.5"]
+    monkeypatch.setattr(sys, "argv", ["diagnose.py", "--teacher-sampler", "4", "--model", "x"])
+    with pytest.raises(SystemExit):
+        diagnose.main()
