@@ -16,6 +16,7 @@ they come: run the same command again after an interruption and it resumes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import time
@@ -125,12 +126,25 @@ def markdown(results: dict, note: str) -> str:
     return "\n".join(lines) + f"\n\n{note}\n"
 
 
-def suite_config(args, crops) -> dict:
-    """Everything the per-image results depend on (a resumed suite must match it)."""
+def weights_sha256(model: torch.nn.Module | None) -> str | None:
+    """sha256 of a model's weights: tells two versions of the shipped model apart."""
+    if model is None:
+        return None
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def suite_config(args, crops, generator=None, teacher=None) -> dict:
+    """Everything the per-image results depend on (a resumed suite must match it), the models'
+    weights included."""
     return {"data": str(args.data), "images": [n for n, _ in crops], "crop": args.crop, "tasks": args.tasks,
             "presets": {t: load_task(t).to_dict() for t in args.tasks}, "methods": args.methods,
             "runs": args.runs, "steps": args.steps, "seed": args.seed, "precision": args.precision,
-            "model": args.model, "teacher": args.teacher}
+            "model": args.model, "teacher": args.teacher,
+            "generator_sha256": weights_sha256(generator), "teacher_sha256": weights_sha256(teacher)}
 
 
 def read_partial(path: Path, config: dict) -> dict[tuple[str, str], dict]:
@@ -168,14 +182,14 @@ def main() -> None:
                              "so an interrupted suite resumes where it stopped)")
     args = parser.parse_args()
     crops = load_crops(args.data, read_name_list(args.list), args.first, args.crop)
-    config = suite_config(args, crops)
+    generator = load_model(args.model, "generator") if "ncvsd" in args.methods else None
+    teacher = load_model(args.teacher, "teacher") if "teacher" in args.methods else None
+    config = suite_config(args, crops, generator, teacher)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     partial_path = args.out.with_suffix(".partial.jsonl")
     done = read_partial(partial_path, config)
     if not partial_path.exists():
         partial_path.write_text(json.dumps({"config": config}) + "\n")
-    generator = load_model(args.model, "generator") if "ncvsd" in args.methods else None
-    teacher = load_model(args.teacher, "teacher") if "teacher" in args.methods else None
     overrides = {"steps": args.steps} if args.steps else {}
     overrides["precision"] = args.precision
     results = {}

@@ -405,12 +405,10 @@ class Run:
         stats = {**(stats or {}), "rank_weight_divergence": divergence}
         return checkpoints.save_checkpoint(self.out_dir, self.step, self.tensors(), config, stats)
 
-    def resume(self) -> bool:
-        """Load ``out_dir/latest`` if it exists; returns whether it did."""
-        if not (self.out_dir / "latest.safetensors").exists():
-            return False
-        tensors, meta = checkpoints.read_checkpoint(self.out_dir)
-        source = str(self.out_dir / "latest.safetensors")
+    def load(self, source: str | Path) -> None:
+        """Load weights, optimiser states, EMA copies and step from a checkpoint file or run folder."""
+        tensors, meta = checkpoints.read_checkpoint(source)
+        source = str(checkpoints.resolve_checkpoint(source))
         if meta["config"].get("kind") != self.kind:
             raise checkpoints.CheckpointError(f"{source}: a {meta['config'].get('kind')} checkpoint, not {self.kind}")
         for name in self.nets:
@@ -419,7 +417,18 @@ class Run:
         for name, ema in self.emas.items():
             checkpoints.load_module(ema, tensors, f"ema.{name}", source)
         self.step = int(meta["step"])
-        return True
+
+    def start(self, resume: bool, init_from: str | Path | None = None) -> str | None:
+        """Where training starts: ``init_from`` (another run's checkpoint, to go on with another
+        recipe: the schedules follow its step), else with ``resume`` ``out_dir/latest`` when it
+        exists, else step 0. Returns a line for the log, or None for a fresh start."""
+        if init_from is not None:
+            self.load(init_from)
+            return f"started {self.out_dir} from {init_from} at step {self.step}"
+        if resume and (self.out_dir / "latest.safetensors").exists():
+            self.load(self.out_dir)
+            return f"resumed {self.out_dir} at step {self.step}"
+        return None
 
     def optimize(self, names: str | tuple[str, ...], loss: Tensor, ref_steps: int, rampup_steps: int,
                  grad_clip: float = 0.0) -> None:
@@ -484,6 +493,12 @@ class StopRequest:
         return bool(flag.item())
 
 
+def _log_start(run: Run, resume: bool, init_from: str | Path | None, quiet: bool) -> None:
+    message = run.start(resume, init_from)
+    if message and run.env.is_main and not quiet:
+        tqdm.write(message)
+
+
 def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], dict[str, Tensor]],
                images_per_step: int, checkpoint_every: int, log_every: int, seed: int,
                on_log: Callable[[Run, dict], dict] | None = None, quiet: bool = False) -> dict:
@@ -537,16 +552,16 @@ def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], d
 
 def train_teacher(teacher: nn.Module, data: PatchDataset, cfg: TeacherConfig, out_dir: str | Path,
                   env: Distributed | None = None, resume: bool = False, quiet: bool = False,
-                  extra_config: dict | None = None) -> Run:
-    """Train ``teacher`` (a :class:`Denoiser` or any module with ``(x, sigma, return_logvar)``)."""
+                  extra_config: dict | None = None, init_from: str | Path | None = None) -> Run:
+    """Train ``teacher`` (a :class:`Denoiser` or any module with ``(x, sigma, return_logvar)``);
+    ``resume`` / ``init_from``: where it starts (:meth:`Run.start`)."""
     env = env or Distributed()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ema = clone_frozen(teacher)
     config = {"teacher": to_plain(cfg), **network_description(teacher), **(extra_config or {})}
     run = Run("teacher", {"teacher": teacher}, {"teacher": cfg.lr}, {"teacher": ema}, config, out_dir, env)
-    if resume and run.resume() and env.is_main and not quiet:
-        tqdm.write(f"resumed {out_dir} at step {run.step}")
+    _log_start(run, resume, init_from, quiet)
     loss_fn = TeacherLoss(cfg.p_mean, cfg.p_std)
     per_rank = max(cfg.batch // env.world, 1)
 
@@ -649,14 +664,15 @@ def build_distillation_nets(teacher: Denoiser, cfg: DistillConfig):
 def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: PatchDataset,
             cfg: DistillConfig, out_dir: str | Path, disc: nn.Module | None = None,
             val_images: Tensor | None = None, env: Distributed | None = None, resume: bool = False,
-            quiet: bool = False, extra_config: dict | None = None) -> Run:
+            quiet: bool = False, extra_config: dict | None = None, init_from: str | Path | None = None) -> Run:
     """NCVSD (DESIGN 3.4): per step ``fake_steps`` fake-score updates, a discriminator update
     (when the GAN term is on), one generator update and the generator's EMA.
 
     ``teacher``: frozen ``D(x, sigma)``; ``generator_net``: ``G(y, sigma, z, return_logvar)``;
     ``fake``: ``f(x_t, t, y, sigma, return_logvar)``; ``disc``: ``d(x_t, t, y, sigma)`` or None.
     ``val_images``: fixed clean batch for the diagnostic (default: ``cfg.val_images`` fixed
-    training patches of ``cfg.patch`` pixels).
+    training patches of ``cfg.patch`` pixels). ``resume`` / ``init_from``: where it starts
+    (:meth:`Run.start`).
     """
     env = env or Distributed()
     out_dir = Path(out_dir)
@@ -669,8 +685,7 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
         nets["logvar_t"], lrs["logvar_t"] = UncertaintyHead(), cfg.lr
     config = {"distill": to_plain(cfg), **network_description(generator_net), **(extra_config or {})}
     run = Run("distill", nets, lrs, {"generator": clone_frozen(generator_net)}, config, out_dir, env)
-    if resume and run.resume() and env.is_main and not quiet:
-        tqdm.write(f"resumed {out_dir} at step {run.step}")
+    _log_start(run, resume, init_from, quiet)
     losses = NCVSDLoss(cfg)
     per_rank = max(cfg.batch // env.world, 1)
     if val_images is None:

@@ -101,3 +101,17 @@ def test_diagnose_measures_the_teachers_own_sampler(tiny_models, tmp_path, monke
     monkeypatch.setattr(sys, "argv", ["diagnose.py", "--teacher-sampler", "4", "--model", "x"])
     with pytest.raises(SystemExit):
         diagnose.main()
+
+
+def test_suite_config_tells_model_versions_apart(tiny_models):
+    import torch
+
+    from ncvsd_inverse import load_model
+
+    _, generator_dir = tiny_models
+    first, second = load_model(generator_dir, "generator", "cpu"), load_model(generator_dir, "generator", "cpu")
+    assert inverse_suite.weights_sha256(first) == inverse_suite.weights_sha256(second)
+    with torch.no_grad():
+        next(second.parameters()).view(-1)[0] += 1e-3
+    assert inverse_suite.weights_sha256(first) != inverse_suite.weights_sha256(second)
+    assert inverse_suite.weights_sha256(None) is None

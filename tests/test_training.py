@@ -168,6 +168,35 @@ def test_teacher_resume_is_bitwise(tmp_path, data_dir):
     assert json.loads((tmp_path / "b" / "latest.json").read_text())["step"] == 6
 
 
+def test_a_run_started_from_another_runs_checkpoint_continues_it(tmp_path, data_dir):
+    cfg, _ = _tiny(steps=6, checkpoint_every=3)
+    data = training.PatchDataset(data_dir, cfg.patch)
+
+    def fresh():
+        torch.manual_seed(cfg.seed)
+        from ncvsd_inverse.networks import build_teacher
+        return build_teacher(cfg.network)
+
+    straight = training.train_teacher(fresh(), data, cfg, tmp_path / "a", quiet=True)
+    training.train_teacher(fresh(), data, dataclasses.replace(cfg, steps=3), tmp_path / "b", quiet=True)
+    source = tmp_path / "b" / "checkpoint-0000003.safetensors"
+    # the same recipe from the checkpoint: bitwise the uninterrupted run; the source run is left alone
+    same = training.train_teacher(fresh(), data, cfg, tmp_path / "c", quiet=True, init_from=source)
+    a, c = _state(straight), _state(same)
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    assert json.loads((tmp_path / "b" / "latest.json").read_text())["step"] == 3
+    assert [r["step"] for r in map(json.loads, (tmp_path / "c" / "stats.jsonl").read_text().splitlines())][0] > 3
+    # another recipe from the checkpoint: a different continuation
+    other = training.train_teacher(fresh(), data, dataclasses.replace(cfg, lr=cfg.lr / 3), tmp_path / "d",
+                                   quiet=True, init_from=source)
+    assert any(not torch.equal(a[k], v) for k, v in _state(other).items())
+    _, distill_cfg = _tiny()
+    teacher = fresh().eval().requires_grad_(False)
+    g, f, _ = training.build_distillation_nets(teacher, distill_cfg)
+    with pytest.raises(CheckpointError, match="a teacher checkpoint, not distill"):
+        training.distill(teacher, g, f, data, distill_cfg, tmp_path / "e", quiet=True, init_from=source)
+
+
 def test_distill_resume_after_interrupt_is_bitwise(tmp_path, data_dir, monkeypatch):
     teacher_cfg, cfg = _tiny()
     cfg = dataclasses.replace(cfg, steps=5, checkpoint_every=100, val_every=100, gan_scale=0.1, gan_warmup_steps=2,
@@ -282,6 +311,14 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, data_dir):
                                           "--out", str(tmp_path / "d"), "--steps", "2", "--quiet"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "d" / "latest.safetensors").exists() and (tmp_path / "d" / "stats.jsonl").exists()
+    result = runner.invoke(distill_main, ["--teacher", str(tmp_path / "o"), "--preset", "tiny", "--data", str(data_dir),
+                                          "--out", str(tmp_path / "d2"), "--init-from", str(tmp_path / "d"), "--resume"])
+    assert result.exit_code == 2 and "leave out --resume" in result.output
+    result = runner.invoke(distill_main, ["--teacher", str(tmp_path / "o"), "--preset", "tiny", "--data", str(data_dir),
+                                          "--out", str(tmp_path / "d2"), "--init-from", str(tmp_path / "d"),
+                                          "--steps", "3"])
+    assert result.exit_code == 0 and "from" in result.output and "at step 2" in result.output, result.output
+    assert json.loads((tmp_path / "d2" / "latest.json").read_text())["step"] == 3
 
 
 def test_diagnostic_runs_every_val_every_steps_whatever_log_every(tmp_path, data_dir):

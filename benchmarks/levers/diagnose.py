@@ -8,7 +8,7 @@ one sample's PSNR, the PSNR of the mean of 8 samples and the sharpness. The defa
 ``--teacher-sampler STEPS`` diagnoses the teacher's own posterior sampler instead of a generator
 (:func:`~ncvsd_inverse.sampling.ancestral_posterior_sample`, ``STEPS`` NFE per sample): the
 reference for how faithful a sampler the teacher implies, which is what distillation can reach.
-It is slow (16 crops of 128x128, 128 steps: ~40 min per sigma on 2 cores); use ``--patch 64``.
+It is slow: 16 crops of 64x64 (``--patch 64``), 128 steps, both sigmas took 9 min on 2 CPU cores.
 """
 
 from __future__ import annotations

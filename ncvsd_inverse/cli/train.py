@@ -40,6 +40,9 @@ COMMON = [
                  help="Run folder: checkpoints, stats.jsonl, latest.*"),
     click.option("--steps", type=int, default=None, help="Total steps (overrides the preset)."),
     click.option("--resume", is_flag=True, help="Continue from OUT/latest."),
+    click.option("--init-from", type=click.Path(exists=True, path_type=Path), default=None,
+                 help="Start a new run in OUT from another run's checkpoint (file or run folder): its "
+                      "weights, optimiser state and step, e.g. to go on with another preset."),
     click.option("--exclude", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
                  help="Text file of image file names to leave out (e.g. a validation split)."),
     click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)."),
@@ -53,9 +56,13 @@ def common_options(func):
     return func
 
 
-def _setup(preset: str, section: int, steps: int | None, out: Path, resume: bool, device: str | None):
+def _setup(preset: str, section: int, steps: int | None, out: Path, resume: bool, device: str | None,
+           init_from: Path | None = None):
     """``(env, config)``: join torchrun if present, load the preset's teacher (0) or distill (1)
     section with the ``--steps`` override, and refuse to overwrite a run without ``--resume``."""
+    if init_from is not None and resume:
+        raise ValueError("--init-from starts a new run in OUT; leave out --resume (use --resume alone to "
+                         "continue that run later)")
     env = training.setup_distributed(device)
     cfg = training.load_preset(preset)[section]
     if steps is not None:
@@ -70,13 +77,14 @@ def _setup(preset: str, section: int, steps: int | None, out: Path, resume: bool
 Examples:
   ncvsd-train --preset cpu-small --data images/ --out runs/teacher
   ncvsd-train --preset cpu-small --data images/ --out runs/teacher --resume
+  ncvsd-train --preset my-recipe.yaml --data images/ --out runs/teacher2 --init-from runs/teacher
   torchrun --nproc_per_node=2 -m ncvsd_inverse.cli.train teacher --preset tiny --data images/ --out runs/t
 """)
 @common_options
-def train_main(preset, data, out, steps, resume, exclude, device, quiet):
+def train_main(preset, data, out, steps, resume, init_from, exclude, device, quiet):
     """Train an EDM teacher denoiser (DESIGN 3.1) on random patches of a folder of images."""
     with user_errors():
-        env, cfg = _setup(preset, 0, steps, out, resume, device)
+        env, cfg = _setup(preset, 0, steps, out, resume, device, init_from)
         teacher = build_teacher(cfg.network)
         dataset = _dataset(data, cfg.patch, cfg.network.img_channels, exclude, quiet, env)
         if env.is_main and not quiet:
@@ -84,7 +92,8 @@ def train_main(preset, data, out, steps, resume, exclude, device, quiet):
                        err=True)
         extra = {"data": str(data), "images": dataset.names, "preset": str(preset)}
         try:
-            training.train_teacher(teacher, dataset, cfg, out, env, resume=resume, quiet=quiet, extra_config=extra)
+            training.train_teacher(teacher, dataset, cfg, out, env, resume=resume, quiet=quiet, extra_config=extra,
+                                   init_from=init_from)
         finally:
             training.teardown_distributed()
 
@@ -93,6 +102,8 @@ def train_main(preset, data, out, steps, resume, exclude, device, quiet):
 Examples:
   ncvsd-distill --teacher runs/teacher --preset cpu-small --data images/ --out runs/ncvsd
   ncvsd-distill --teacher runs/teacher --data images/ --out runs/ncvsd --resume
+  ncvsd-distill --teacher runs/teacher --preset finetune.yaml --data images/ --out runs/ft \\
+      --init-from runs/ncvsd/checkpoint-0003000.safetensors --steps 3500
 """)
 @click.option("--teacher", "teacher_path", type=click.Path(path_type=Path), required=True,
               help="Teacher checkpoint (.safetensors) or ncvsd-train run folder.")
@@ -101,10 +112,11 @@ Examples:
 @click.option("--val-list", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Text file naming the validation images to use from --val-data.")
 @common_options
-def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, resume, exclude, device, quiet):
+def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, resume, init_from, exclude, device,
+                 quiet):
     """Distill a teacher into a generative denoiser with NCVSD (DESIGN 3.4)."""
     with user_errors():
-        env, cfg = _setup(preset, 1, steps, out, resume, device)
+        env, cfg = _setup(preset, 1, steps, out, resume, device, init_from)
         teacher = load_teacher(teacher_path, env.device)
         network = teacher.backbone.cfg
         generator_net, fake, disc = training.build_distillation_nets(teacher, cfg)
@@ -117,7 +129,7 @@ def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, res
                  "data": str(data), "images": dataset.names, "preset": str(preset)}
         try:
             training.distill(teacher, generator_net, fake, dataset, cfg, out, disc=disc, val_images=val_images,
-                             env=env, resume=resume, quiet=quiet, extra_config=extra)
+                             env=env, resume=resume, quiet=quiet, extra_config=extra, init_from=init_from)
         finally:
             training.teardown_distributed()
 
