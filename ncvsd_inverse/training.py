@@ -424,6 +424,7 @@ class Run:
         exists, else step 0. Returns a line for the log, or None for a fresh start."""
         if init_from is not None:
             self.load(init_from)
+            self.config = {**self.config, "init_from": str(checkpoints.resolve_checkpoint(init_from))}
             return f"started {self.out_dir} from {init_from} at step {self.step}"
         if resume and (self.out_dir / "latest.safetensors").exists():
             self.load(self.out_dir)

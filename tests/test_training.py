@@ -185,6 +185,7 @@ def test_a_run_started_from_another_runs_checkpoint_continues_it(tmp_path, data_
     a, c = _state(straight), _state(same)
     assert all(torch.equal(a[k], c[k]) for k in a)
     assert json.loads((tmp_path / "b" / "latest.json").read_text())["step"] == 3
+    assert json.loads((tmp_path / "c" / "latest.json").read_text())["config"]["init_from"] == str(source.resolve())
     assert [r["step"] for r in map(json.loads, (tmp_path / "c" / "stats.jsonl").read_text().splitlines())][0] > 3
     # another recipe from the checkpoint: a different continuation
     other = training.train_teacher(fresh(), data, dataclasses.replace(cfg, lr=cfg.lr / 3), tmp_path / "d",
