@@ -48,8 +48,10 @@ def main() -> None:
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.2, 0.5])
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.teacher_sampler is not None and args.teacher_sampler < 2:
+        parser.error(f"--teacher-sampler needs at least 2 steps (got {args.teacher_sampler})")
     teacher = load_model(args.teacher, "teacher", device="cpu")
-    generator = (teacher_sampler(teacher, args.teacher_sampler) if args.teacher_sampler
+    generator = (teacher_sampler(teacher, args.teacher_sampler) if args.teacher_sampler is not None
                  else load_model(args.model, "generator", device="cpu"))
     crops = training.PatchDataset(args.data, args.patch, files=read_name_list(args.list))
     clean = crops.batch(args.images, torch.Generator().manual_seed(12345))  # as ncvsd-distill draws them
