@@ -405,10 +405,12 @@ class Run:
         stats = {**(stats or {}), "rank_weight_divergence": divergence}
         return checkpoints.save_checkpoint(self.out_dir, self.step, self.tensors(), config, stats)
 
-    def load(self, source: str | Path) -> None:
-        """Load weights, optimiser states, EMA copies and step from a checkpoint file or run folder."""
-        tensors, meta = checkpoints.read_checkpoint(source)
-        source = str(checkpoints.resolve_checkpoint(source))
+    def load(self, source: str | Path) -> Path:
+        """Load weights, optimiser states, EMA copies and step from a checkpoint file or run folder;
+        returns the checkpoint file it read."""
+        path = checkpoints.resolve_checkpoint(source)
+        tensors, meta = checkpoints.read_checkpoint(path)
+        source = str(path)
         if meta["config"].get("kind") != self.kind:
             raise checkpoints.CheckpointError(f"{source}: a {meta['config'].get('kind')} checkpoint, not {self.kind}")
         for name in self.nets:
@@ -417,14 +419,14 @@ class Run:
         for name, ema in self.emas.items():
             checkpoints.load_module(ema, tensors, f"ema.{name}", source)
         self.step = int(meta["step"])
+        return path
 
     def start(self, resume: bool, init_from: str | Path | None = None) -> str | None:
         """Where training starts: ``init_from`` (another run's checkpoint, to go on with another
         recipe: the schedules follow its step), else with ``resume`` ``out_dir/latest`` when it
         exists, else step 0. Returns a line for the log, or None for a fresh start."""
         if init_from is not None:
-            self.load(init_from)
-            self.config = {**self.config, "init_from": str(checkpoints.resolve_checkpoint(init_from))}
+            self.config = {**self.config, "init_from": str(self.load(init_from))}
             return f"started {self.out_dir} from {init_from} at step {self.step}"
         if resume and (self.out_dir / "latest.safetensors").exists():
             self.load(self.out_dir)

@@ -151,7 +151,9 @@ def _state(run):
     return {k: v.clone() for k, v in run.tensors().items()}
 
 
-def test_teacher_resume_is_bitwise(tmp_path, data_dir):
+def _teacher_runs(tmp_path, data_dir):
+    """A tiny teacher trained 6 steps straight in ``a`` and 3 steps in ``b`` (checkpoint every 3):
+    ``(cfg, data, fresh, straight)``, ``fresh()`` a newly initialised teacher."""
     cfg, _ = _tiny(steps=6, checkpoint_every=3)
     data = training.PatchDataset(data_dir, cfg.patch)
 
@@ -162,6 +164,11 @@ def test_teacher_resume_is_bitwise(tmp_path, data_dir):
 
     straight = training.train_teacher(fresh(), data, cfg, tmp_path / "a", quiet=True)
     training.train_teacher(fresh(), data, dataclasses.replace(cfg, steps=3), tmp_path / "b", quiet=True)
+    return cfg, data, fresh, straight
+
+
+def test_teacher_resume_is_bitwise(tmp_path, data_dir):
+    cfg, data, fresh, straight = _teacher_runs(tmp_path, data_dir)
     resumed = training.train_teacher(fresh(), data, cfg, tmp_path / "b", resume=True, quiet=True)
     a, b = _state(straight), _state(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -169,16 +176,7 @@ def test_teacher_resume_is_bitwise(tmp_path, data_dir):
 
 
 def test_a_run_started_from_another_runs_checkpoint_continues_it(tmp_path, data_dir):
-    cfg, _ = _tiny(steps=6, checkpoint_every=3)
-    data = training.PatchDataset(data_dir, cfg.patch)
-
-    def fresh():
-        torch.manual_seed(cfg.seed)
-        from ncvsd_inverse.networks import build_teacher
-        return build_teacher(cfg.network)
-
-    straight = training.train_teacher(fresh(), data, cfg, tmp_path / "a", quiet=True)
-    training.train_teacher(fresh(), data, dataclasses.replace(cfg, steps=3), tmp_path / "b", quiet=True)
+    cfg, data, fresh, straight = _teacher_runs(tmp_path, data_dir)
     source = tmp_path / "b" / "checkpoint-0000003.safetensors"
     # the same recipe from the checkpoint: bitwise the uninterrupted run; the source run is left alone
     same = training.train_teacher(fresh(), data, cfg, tmp_path / "c", quiet=True, init_from=source)
