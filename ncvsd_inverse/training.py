@@ -30,7 +30,8 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoints
-from .edm import (denoising_posterior, edm_precond, karras_sigmas, lognormal_sigma, uncertainty_weighted_loss)
+from .edm import (denoising_posterior, edm_loss_weight, edm_precond, karras_sigmas, lognormal_sigma,
+                  uncertainty_weighted_loss)
 from .io import ImageReadError, list_images, read_image, write_image
 from .networks import (ConditionalDenoiser, Denoiser, Discriminator, GenerativeDenoiser, UncertaintyHead, UNet,
                        UNetConfig, clone_frozen)
@@ -80,7 +81,10 @@ class DistillConfig(RecipeConfig):
     ``gan_scale = 0`` turns the GAN term off. ``condition``: how the generator sees ``(y, sigma)``,
     ``"encoder"`` (DESIGN 3.3's separate condition encoder) or ``"concat"`` (joined at the input
     layer; the lever of issue 5, see :class:`~ncvsd_inverse.networks.InputConcatUNet`).
-    ``val_every``: steps between runs of the diagnostic (DESIGN 3.6b); the run also logs then."""
+    ``val_every``: steps between runs of the diagnostic (DESIGN 3.6b); the run also logs then.
+    ``mean_scale > 0`` adds the posterior-mean term (:func:`posterior_mean_bias`, a lever of
+    issue 5 beyond DESIGN 3.4): the generator's problems come in pairs that share ``y``, and the
+    pair's two samples estimate ``||E_z G(y, sigma, z) - D(y, sigma)||^2``."""
 
     g_lr_scale: float = 0.1
     d_lr_scale: float = 0.1
@@ -99,6 +103,7 @@ class DistillConfig(RecipeConfig):
     val_sigmas: tuple[float, ...] = (0.2, 0.5)
     val_images: int = 8
     val_patch: int = 64
+    mean_scale: float = 0.0
 
 
 def _from_dict(cls, data: dict, source: str):
@@ -280,6 +285,18 @@ class TeacherLoss:
         return uncertainty_weighted_loss((denoised - x) ** 2, t, logvar)
 
 
+def posterior_mean_bias(first: Tensor, second: Tensor, mmse: Tensor) -> Tensor:
+    """Unbiased estimate of ``||E_z G - D||^2`` per problem, averaged over pixels, ``(N,)``.
+
+    ``first``, ``second``: two independent samples ``G(y, sigma, z1)``, ``G(y, sigma, z2)`` of the
+    same problems ``(N, C, H, W)``; ``mmse``: the teacher's ``D(y, sigma)``. By Tweedie's formula
+    ``D(y, sigma) = E[x | y]``, so an exact posterior sampler has ``E_z G = D``. The product of the
+    two deviations has expectation ``||E G - D||^2`` whatever the samples' spread, so minimising it
+    moves the samples' mean without shrinking their variance (the square of one deviation would).
+    """
+    return ((first - mmse) * (second - mmse)).flatten(1).mean(1)
+
+
 class NCVSDLoss:
     """DESIGN 3.4: the three NCVSD losses for one batch of clean images.
 
@@ -322,12 +339,15 @@ class NCVSDLoss:
 
     def generator_loss(self, generator_net: nn.Module, teacher: Callable, fake: nn.Module, y: Tensor,
                        sigma: Tensor, generator: torch.Generator, disc: nn.Module | None = None,
-                       gan_scale: float = 0.0, logvar_t: nn.Module | None = None) -> tuple[Tensor, Tensor]:
-        """VSD (+ GAN) loss of the generator; returns ``(per-sample loss, xg)``.
+                       gan_scale: float = 0.0, logvar_t: nn.Module | None = None,
+                       mean_scale: float = 0.0) -> tuple[Tensor, Tensor]:
+        """VSD (+ GAN, + posterior-mean) loss of the generator; returns ``(per-sample loss, xg)``.
 
         ``real = D_teacher(y_eff, sigma_eff)`` (DESIGN 3.2), ``fake = f(x_t, t | y, sigma)``;
         ``L = lambda(t)/exp(u) ||xg - sg(xg + real - fake)||^2 + u`` (DESIGN 3.4), where
         ``u = u(sigma)`` from the generator, plus ``logvar_t(c_noise(t))`` when that head is given.
+        ``mean_scale > 0``: the batch's two halves must be the same problems (``y``, ``sigma``);
+        each pair adds ``mean_scale * lambda(sigma) * posterior_mean_bias`` to both of its samples.
         """
         z = torch.randn(y.shape, generator=generator, device=y.device)
         xg, logvar = generator_net(y, sigma, z=z, return_logvar=True)
@@ -341,6 +361,12 @@ class NCVSDLoss:
         if logvar_t is not None:
             logvar = logvar + logvar_t(edm_precond(t)[3].flatten())
         loss = uncertainty_weighted_loss((xg - target) ** 2, t, logvar)
+        if mean_scale > 0:
+            y_half, sigma_half = y.chunk(2)[0], sigma.chunk(2)[0]
+            with torch.no_grad():
+                mmse = teacher(y_half, sigma_half.flatten())
+            bias = mean_scale * edm_loss_weight(sigma_half).flatten() * posterior_mean_bias(*xg.chunk(2), mmse)
+            loss = loss + bias.repeat(2)
         if disc is not None and gan_scale > 0:
             logit = disc(x_t, t, y, sigma)
             loss = loss + gan_scale * F.binary_cross_entropy_with_logits(
@@ -699,10 +725,10 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
     if best_path.exists():
         best["gap"] = json.loads(best_path.read_text()).get("val_gap", math.inf)
 
-    def problem(gen):
-        x = data.batch(per_rank, _cpu_generator(gen)).to(env.device)
+    def problem(gen, pairs: bool = False):
+        x = data.batch(max(per_rank // 2, 1) if pairs else per_rank, _cpu_generator(gen)).to(env.device)
         y, sigma = losses.draw_problem(x, gen)
-        return x, y, sigma
+        return (x.repeat(2, 1, 1, 1), y.repeat(2, 1, 1, 1), sigma.repeat(2, 1, 1, 1)) if pairs else (x, y, sigma)
 
     def step(run: Run, gen: torch.Generator) -> dict[str, Tensor]:
         out = {}
@@ -718,11 +744,12 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
             loss_d = losses.discriminator_loss(run.nets["disc"], x, xg, y, sigma, gen)
             run.optimize("disc", loss_d, cfg.lr_ref_steps, cfg.rampup_steps, cfg.grad_clip)
             out["loss_d"] = loss_d
-        x, y, sigma = problem(gen)
+        x, y, sigma = problem(gen, pairs=cfg.mean_scale > 0)
         loss_g, _ = losses.generator_loss(run.nets["generator"], teacher, run.module("fake"), y, sigma, gen,
                                           disc=run.module("disc") if gan_on else None,
                                           gan_scale=cfg.gan_scale if gan_on else 0.0,
-                                          logvar_t=run.nets["logvar_t"] if cfg.logvar_on_t else None)
+                                          logvar_t=run.nets["logvar_t"] if cfg.logvar_on_t else None,
+                                          mean_scale=cfg.mean_scale)
         trained = ("generator", "logvar_t") if cfg.logvar_on_t else "generator"
         run.optimize(trained, loss_g, cfg.lr_ref_steps, cfg.rampup_steps, cfg.grad_clip)
         update_ema(run.emas["generator"], run.module("generator"), run.step, cfg.ema_std)

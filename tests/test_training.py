@@ -85,6 +85,76 @@ def test_ncvsd_distills_the_gaussian_posterior(tmp_path):
     assert sum(c for _, c in after) < 0.4 * sum(c for _, c in before), (before, after)
 
 
+def test_posterior_mean_bias_estimates_the_squared_bias_whatever_the_spread():
+    """Two independent samples ``D + b + s z``: the estimate averages to ``mean(b^2)`` for any
+    spread ``s``; minimising it removes ``b`` and leaves ``s`` alone, where the square of one
+    deviation would also shrink ``s`` to 0."""
+    gen = torch.Generator().manual_seed(0)
+    mmse = torch.randn(1, 3, 4, 4, generator=gen)
+    b = 0.3 * torch.randn(1, 3, 4, 4, generator=gen)
+    for spread in (0.1, 2.0):
+        draws = [mmse + b + spread * torch.randn(20000, 3, 4, 4, generator=gen) for _ in range(2)]
+        estimate = float(training.posterior_mean_bias(*draws, mmse).mean())
+        assert abs(estimate - float((b ** 2).mean())) < 0.03 * (1 + spread ** 2) / 2, (spread, estimate)
+
+    def fit(one_sample_square: bool):
+        offset = nn.Parameter(torch.full((1, 3, 4, 4), 0.5))
+        log_spread = nn.Parameter(torch.zeros(()))
+        optimizer = torch.optim.Adam([offset, log_spread], lr=0.02)
+        for _ in range(400):
+            first, second = (mmse + offset + log_spread.exp() * torch.randn(64, 3, 4, 4, generator=gen)
+                             for _ in range(2))
+            loss = ((first - mmse) ** 2).flatten(1).mean(1) if one_sample_square else \
+                training.posterior_mean_bias(first, second, mmse)
+            optimizer.zero_grad()
+            loss.mean().backward()
+            optimizer.step()
+        return float(offset.detach().abs().max()), float(log_spread.detach().exp())
+
+    offset, spread = fit(one_sample_square=False)
+    assert offset < 0.1 and 0.7 < spread < 1.4, (offset, spread)
+    assert fit(one_sample_square=True)[1] < 0.3
+
+
+def test_distillation_with_the_mean_term_pairs_its_problems(tmp_path, data_dir, monkeypatch):
+    """``mean_scale > 0``: the generator step sees each (y, sigma) twice, and the term enters the loss."""
+    from ncvsd_inverse.networks import build_teacher
+
+    teacher_cfg, cfg = _tiny()
+    torch.manual_seed(0)
+    teacher = build_teacher(teacher_cfg.network).eval().requires_grad_(False)
+    seen = {}
+    original = training.NCVSDLoss.generator_loss
+
+    def spy(self, generator_net, teacher, fake, y, sigma, generator, **kwargs):
+        seen.update(y=y.clone(), sigma=sigma.clone(), mean_scale=kwargs["mean_scale"])
+        return original(self, generator_net, teacher, fake, y, sigma, generator, **kwargs)
+
+    monkeypatch.setattr(training.NCVSDLoss, "generator_loss", spy)
+    for scale in (0.0, 5.0):
+        run_cfg = dataclasses.replace(cfg, steps=1, checkpoint_every=100, val_every=100, mean_scale=scale)
+        g, f, _ = training.build_distillation_nets(teacher, run_cfg)
+        training.distill(teacher, g, f, training.PatchDataset(data_dir, cfg.patch), run_cfg, tmp_path / str(scale),
+                         quiet=True)
+        first, second = seen["y"].chunk(2)
+        assert seen["mean_scale"] == scale and seen["y"].shape[0] == cfg.batch
+        assert torch.equal(first, second) == (scale > 0)
+        if scale > 0:
+            assert torch.equal(*seen["sigma"].chunk(2))
+
+    # the term adds mean_scale * lambda(sigma) * posterior_mean_bias to each pair's samples
+    losses = training.NCVSDLoss(cfg)
+    g, f, _ = training.build_distillation_nets(teacher, cfg)
+    y, sigma = seen["y"], seen["sigma"]
+    plain, xg = original(losses, g, teacher, f, y, sigma, torch.Generator().manual_seed(3))
+    with_term, _ = original(losses, g, teacher, f, y, sigma, torch.Generator().manual_seed(3), mean_scale=2.0)
+    half = y.shape[0] // 2
+    with torch.no_grad():
+        expected = 2.0 * training.edm_loss_weight(sigma[:half]).flatten() * training.posterior_mean_bias(
+            xg[:half], xg[half:], teacher(y[:half], sigma[:half].flatten()))
+    assert torch.allclose((with_term - plain).detach(), expected.repeat(2), rtol=1e-4, atol=1e-6)
+
+
 class ConstantLogvar(nn.Module):
     """A stand-in for the t head: ``v(c_noise) = c``; records the noise levels it was given."""
 

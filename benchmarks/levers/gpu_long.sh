@@ -1,7 +1,8 @@
 #!/bin/bash
 # Long distillation levers on a lent GPU (issue 5), as one call of the device tool:
-#   1. the four benchmarks/levers/gpu-long-*.yaml distillations from the shipped teacher, side by side
-#      on the one GPU, each stopped by SIGTERM after TRAIN_S seconds (it checkpoints; --resume continues);
+#   1. the four benchmarks/levers/gpu-long-*.yaml distillations (or PRESETS) from the shipped teacher, side
+#      by side on the one GPU, each stopped by SIGTERM after TRAIN_S seconds (it checkpoints; --resume
+#      continues); with INIT=CHECKPOINT each starts from it (--init-from; see device_init.py);
 #   2. the shipped PnP presets (8 validation crops of 128x128, mean of 4 runs, bfloat16, as on the CPU)
 #      on the shipped generator and on each run's candidate checkpoints (gpu_collect.py candidates),
 #      all stopped after EVAL_S seconds;
@@ -14,6 +15,7 @@ OUT=${OUT:?set OUT}
 TRAIN_S=${TRAIN_S:-310}
 EVAL_S=${EVAL_S:-140}
 EXTRA=${EXTRA:-}
+INIT=${INIT:-}
 PRESETS=${PRESETS:-benchmarks/levers/gpu-long-*.yaml}
 TEACHER=ncvsd_inverse/default_model/teacher.safetensors
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
@@ -24,12 +26,12 @@ for preset in $PRESETS; do
   run=$(basename "$preset" .yaml); run=${run#gpu-}
   OMP_NUM_THREADS=2 timeout -k 60 -s TERM "$TRAIN_S" python -m ncvsd_inverse.cli.train distill \
     --teacher $TEACHER --preset "$preset" --data "$DATA" --exclude benchmarks/splits/cbsd432_train_exclude.txt \
-    --val-data "$DATA" --val-list benchmarks/splits/cbsd432_val32.txt --out "$WORK/$run" --quiet $EXTRA \
+    --val-data "$DATA" --val-list benchmarks/splits/cbsd432_val32.txt --out "$WORK/$run" --quiet ${INIT:+--init-from "$INIT"} $EXTRA \
     >"$WORK/$run.log" 2>&1 &
 done
 wait
 for log in "$WORK"/*.log; do echo "== $log"; tail -3 "$log"; done
-for run in "$WORK"/long-*/; do tail -1 "$run/stats.jsonl"; done
+for stats in "$WORK"/*/stats.jsonl; do echo "$stats"; tail -1 "$stats"; done
 
 evaluate() {  # label, model argument(s): the five tasks in order, whatever finishes in EVAL_S
   local label=$1; shift

@@ -1,0 +1,81 @@
+"""Start a fine-tune on a lent GPU from a run's checkpoint without carrying the whole checkpoint.
+
+A distillation checkpoint (57 MB with its optimiser moments) does not fit beside the training
+data in what travels to the device machine (64 MiB). The shipped generator file already holds
+the generator's EMA weights, so only the fake score has to travel:
+
+    python benchmarks/levers/device_init.py split runs/ft-lowlr/checkpoint-0004200.safetensors .devcarry/fake-4200.safetensors
+    # on the device machine:
+    python benchmarks/levers/device_init.py join .devcarry/fake-4200.safetensors \\
+        ncvsd_inverse/default_model/generator.safetensors /tmp/init.safetensors
+    ncvsd-distill ... --init-from /tmp/init.safetensors
+
+The joined checkpoint starts the generator's raw weights from its EMA weights and the optimisers
+from zero moments (no ``opt.*`` tensors): a fine-tune from it is not the bit-for-bit continuation
+that ``--resume`` gives, so compare it against a control run started the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from ncvsd_inverse.checkpoints import read_checkpoint, save_checkpoint  # noqa: E402
+
+
+def split(checkpoint: Path, out: Path) -> None:
+    """``out``: the checkpoint's ``fake.*`` tensors and its metadata."""
+    tensors, meta = read_checkpoint(checkpoint)
+    fake = {k: v for k, v in tensors.items() if k.startswith("fake.")}
+    if meta["config"].get("kind") != "distill" or not fake:
+        raise SystemExit(f"{checkpoint}: not a distillation checkpoint")
+    written = save_checkpoint(out.parent, meta["step"], fake, meta["config"], meta.get("stats"))
+    _rename(written, out)
+
+
+def join(fake_file: Path, generator_file: Path, out: Path) -> None:
+    """``out``: a distillation checkpoint with the generator (raw and EMA) from ``generator_file``
+    (an exported model file) and the fake score from ``fake_file``; no optimiser state."""
+    fake, meta = read_checkpoint(fake_file)
+    exported, generator_meta = read_checkpoint(generator_file)
+    if generator_meta["step"] != meta["step"]:
+        raise SystemExit(f"{generator_file} is step {generator_meta['step']}, {fake_file} step {meta['step']}")
+    tensors = dict(fake)
+    for name, value in exported.items():
+        tensors[name] = value                                         # ema.generator.*
+        tensors["generator." + name[len("ema.generator."):]] = value.clone()  # generator.*
+    config = {**meta["config"], "joined_from": [str(fake_file), str(generator_file)]}
+    written = save_checkpoint(out.parent, meta["step"], tensors, config, meta.get("stats"))
+    _rename(written, out)
+
+
+def _rename(written: Path, out: Path) -> None:
+    """Move a freshly written ``checkpoint-N`` pair to ``out`` and drop its ``latest`` links."""
+    written.rename(out)
+    written.with_suffix(".json").rename(out.with_suffix(".json"))
+    for link in ("latest.safetensors", "latest.json"):
+        (out.parent / link).unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("split")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out", type=Path)
+    p = sub.add_parser("join")
+    p.add_argument("fake_file", type=Path)
+    p.add_argument("generator_file", type=Path)
+    p.add_argument("out", type=Path)
+    args = parser.parse_args()
+    if args.action == "split":
+        split(args.checkpoint, args.out)
+    else:
+        join(args.fake_file, args.generator_file, args.out)
+
+
+if __name__ == "__main__":
+    main()
