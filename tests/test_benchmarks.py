@@ -115,3 +115,42 @@ def test_suite_config_tells_model_versions_apart(tiny_models):
         next(second.parameters()).view(-1)[0] += 1e-3
     assert inverse_suite.weights_sha256(first) != inverse_suite.weights_sha256(second)
     assert inverse_suite.weights_sha256(None) is None
+
+
+def test_device_init_joins_an_export_and_a_fake_score_into_a_startable_checkpoint(tiny_models, tmp_path):
+    """split + join: the joined checkpoint holds the exported generator (raw and EMA) and the run's
+    fake score, no optimiser state, and ``Run.load`` starts from it at the run's step."""
+    import dataclasses
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "levers"))
+    import device_init
+
+    from ncvsd_inverse import training
+    from ncvsd_inverse.checkpoints import read_checkpoint
+    from ncvsd_inverse.cli.export import export_model
+    from ncvsd_inverse.models import load_teacher
+
+    _, generator_dir = tiny_models
+    source, source_meta = read_checkpoint(generator_dir)
+    exported = export_model(generator_dir, "generator", tmp_path / "export")
+    device_init.split(generator_dir / "latest.safetensors", tmp_path / "fake.safetensors")
+    device_init.join(tmp_path / "fake.safetensors", exported, tmp_path / "init.safetensors")
+    joined, meta = read_checkpoint(tmp_path / "init.safetensors")
+    assert meta["step"] == source_meta["step"] and not any(k.startswith("opt.") for k in joined)
+    for name, value in source.items():
+        if name.startswith(("fake.", "ema.generator.")):
+            assert torch.equal(joined[name], value), name
+        if name.startswith("ema.generator."):
+            assert torch.equal(joined["generator." + name[len("ema.generator."):]], value), name
+
+    _, cfg = training.load_preset("tiny")
+    teacher = load_teacher(tiny_models[0])
+    g, f, _ = training.build_distillation_nets(teacher, cfg)
+    run = training.distill(teacher, g, f, training.PatchDataset(DATA, cfg.patch),
+                           dataclasses.replace(cfg, steps=source_meta["step"] + 1, val_every=100), tmp_path / "ft",
+                           quiet=True, init_from=tmp_path / "init.safetensors")
+    assert run.step == source_meta["step"] + 1
+    with pytest.raises(SystemExit, match="not a distillation checkpoint"):
+        device_init.split(tiny_models[0] / "latest.safetensors", tmp_path / "x.safetensors")
