@@ -291,8 +291,9 @@ def posterior_mean_bias(first: Tensor, second: Tensor, mmse: Tensor) -> Tensor:
     ``first``, ``second``: two independent samples ``G(y, sigma, z1)``, ``G(y, sigma, z2)`` of the
     same problems ``(N, C, H, W)``; ``mmse``: the teacher's ``D(y, sigma)``. By Tweedie's formula
     ``D(y, sigma) = E[x | y]``, so an exact posterior sampler has ``E_z G = D``. The product of the
-    two deviations has expectation ``||E G - D||^2`` whatever the samples' spread, so minimising it
-    moves the samples' mean without shrinking their variance (the square of one deviation would).
+    two deviations has expectation ``||E G - D||^2`` whatever the samples' spread, so its gradient
+    moves the samples' mean and, unlike the square of one deviation, does not reward shrinking their
+    variance (the spread can still move through the weights the two share: issue 5, eighth round).
     """
     return ((first - mmse) * (second - mmse)).flatten(1).mean(1)
 
