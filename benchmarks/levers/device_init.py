@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ncvsd_inverse.checkpoints import read_checkpoint, save_checkpoint  # noqa: E402
+from ncvsd_inverse.checkpoints import read_checkpoint  # noqa: E402
+from ncvsd_inverse.cli.export import write_model_file  # noqa: E402
 
 
 def split(checkpoint: Path, out: Path) -> None:
@@ -32,8 +33,7 @@ def split(checkpoint: Path, out: Path) -> None:
     fake = {k: v for k, v in tensors.items() if k.startswith("fake.")}
     if meta["config"].get("kind") != "distill" or not fake:
         raise SystemExit(f"{checkpoint}: not a distillation checkpoint")
-    written = save_checkpoint(out.parent, meta["step"], fake, meta["config"], meta.get("stats"))
-    _rename(written, out)
+    _write(out, fake, meta["config"], meta)
 
 
 def join(fake_file: Path, generator_file: Path, out: Path) -> None:
@@ -48,16 +48,14 @@ def join(fake_file: Path, generator_file: Path, out: Path) -> None:
         tensors[name] = value                                         # ema.generator.*
         tensors["generator." + name[len("ema.generator."):]] = value.clone()  # generator.*
     config = {**meta["config"], "joined_from": [str(fake_file), str(generator_file)]}
-    written = save_checkpoint(out.parent, meta["step"], tensors, config, meta.get("stats"))
-    _rename(written, out)
+    _write(out, tensors, config, meta)
 
 
-def _rename(written: Path, out: Path) -> None:
-    """Move a freshly written ``checkpoint-N`` pair to ``out`` and drop its ``latest`` links."""
-    written.rename(out)
-    written.with_suffix(".json").rename(out.with_suffix(".json"))
-    for link in ("latest.safetensors", "latest.json"):
-        (out.parent / link).unlink(missing_ok=True)
+def _write(out: Path, tensors: dict, config: dict, meta: dict) -> None:
+    """``out`` (+ ``.json``) at ``meta``'s step, written like an exported model file."""
+    if out.suffix != ".safetensors":
+        raise SystemExit(f"{out}: the output must be a .safetensors file")
+    write_model_file(out.parent, out.stem, tensors, config, meta["step"], meta.get("stats"))
 
 
 def main() -> None:
