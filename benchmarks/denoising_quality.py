@@ -3,9 +3,10 @@
     python benchmarks/denoising_quality.py --teacher runs/teacher [--generator runs/ncvsd] \
         --data ../shared/data/cbsd432 --list benchmarks/splits/cbsd432_val32.txt --crop 128
 
-Teacher: denoising PSNR (the MMSE) at each t. Generator (if given): at each sigma, PSNR of one
-sample and of the mean of 8 samples, their gaps to the teacher's MMSE (ideal: 3.01 dB and
-0.51 dB) and sharpness (high-frequency energy relative to the clean image; ideal 1).
+Teacher: denoising PSNR and LPIPS (the MMSE estimate) at each t. Generator (if given): at each
+sigma, PSNR and LPIPS of one sample and of the mean of 8 samples, the PSNR gaps to the teacher's
+MMSE (ideal: 3.01 dB and 0.51 dB) and sharpness (high-frequency energy relative to the clean
+image; ideal 1).
 Centre crops, noise seed 0. Prints a table and writes JSON.
 """
 
@@ -20,7 +21,7 @@ import torch
 
 from inverse_suite import load_crops
 from ncvsd_inverse.io import read_name_list
-from ncvsd_inverse.metrics import psnr
+from ncvsd_inverse.metrics import lpips_status, mean_lpips, psnr
 from ncvsd_inverse.models import load_generator, load_teacher
 from ncvsd_inverse.training import sharpness
 
@@ -35,11 +36,15 @@ def evaluate(teacher, generator, clean, levels, samples=8, seed=0) -> list[dict]
     for level in levels:
         gen = torch.Generator().manual_seed(seed)
         noisy = clean + level * torch.randn(clean.shape, generator=gen)
-        row = {"sigma": level, "mmse_psnr": float(psnr(batched(lambda b: teacher(b, level), noisy), clean).mean())}
+        denoised = batched(lambda b: teacher(b, level), noisy)
+        row = {"sigma": level, "mmse_psnr": float(psnr(denoised, clean).mean()),
+               "mmse_lpips": mean_lpips(denoised, clean)}
         if generator is not None:
             draws = torch.stack([batched(lambda b: generator(b, level, generator=gen), noisy) for _ in range(samples)])
             row["one_psnr"] = float(psnr(draws[0], clean).mean())
             row[f"mean{samples}_psnr"] = float(psnr(draws.mean(0), clean).mean())
+            row["one_lpips"] = mean_lpips(draws[0], clean)
+            row[f"mean{samples}_lpips"] = mean_lpips(draws.mean(0), clean)
             row["one_gap"] = row["mmse_psnr"] - row["one_psnr"]
             row[f"mean{samples}_gap"] = row["mmse_psnr"] - row[f"mean{samples}_psnr"]
             row["sharpness"] = float(sharpness(draws[0], clean).mean())
@@ -68,7 +73,9 @@ def main() -> None:
     keys = [k for k in rows[0] if k != "sigma"]
     print(f"{'sigma':>6s} " + " ".join(f"{k:>12s}" for k in keys))
     for row in rows:
-        print(f"{row['sigma']:6.3g} " + " ".join(f"{row[k]:12.3f}" for k in keys))
+        print(f"{row['sigma']:6.3g} " + " ".join("n/a".rjust(12) if row[k] is None else f"{row[k]:12.3f}"
+                                                 for k in keys))
+    print(lpips_status())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"teacher": args.teacher, "generator": args.generator, "data": str(args.data),

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
+
+from ncvsd_inverse.files import atomic_write, atomic_write_text
 
 Tensor = torch.Tensor
 
@@ -71,17 +72,9 @@ def save_checkpoint(out_dir: str | Path, step: int, tensors: dict[str, Tensor], 
     stem = out_dir / f"checkpoint-{step:07d}"
     meta = {"step": step, "config": config, "stats": stats or {}, "git": git_revision()}
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    handle, temp = tempfile.mkstemp(dir=out_dir, suffix=".safetensors.tmp")
-    os.close(handle)
-    try:
-        save_file(tensors, temp, metadata={"ncvsd": json.dumps(meta)})
-        os.chmod(temp, 0o644)
-        os.replace(temp, stem.with_suffix(".safetensors"))
-    finally:
-        Path(temp).unlink(missing_ok=True)
-    json_temp = stem.with_suffix(".json.tmp")
-    json_temp.write_text(json.dumps(meta, indent=2))
-    os.replace(json_temp, stem.with_suffix(".json"))
+    atomic_write(stem.with_suffix(".safetensors"),
+                 lambda temp: save_file(tensors, temp, metadata={"ncvsd": json.dumps(meta)}))
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(meta, indent=2))
     link_latest(stem.with_suffix(".safetensors"), out_dir / "latest.safetensors")
     link_latest(stem.with_suffix(".json"), out_dir / "latest.json")
     return stem.with_suffix(".safetensors")

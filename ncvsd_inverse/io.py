@@ -3,19 +3,20 @@
 Reads PNG, JPEG, TIFF and BMP, 8- and 16-bit, gray (C = 1), RGB (C = 3) and RGBA (alpha
 dropped with a warning). Writes 8-bit PNG/BMP/TIFF (lossless for 8-bit data) or 16-bit
 PNG (gray) / TIFF (any) with ``bit_depth=16``. Writes are atomic: a temporary file in the
-same folder is renamed into place, so a failure never leaves a half-written image.
+same folder is renamed into place, so a failure never leaves a half-written image, and the
+file gets the mode the umask gives any new file.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from ncvsd_inverse.files import atomic_write
 
 READABLE = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -103,22 +104,16 @@ def write_image(image: torch.Tensor, path: str | Path, bit_depth: int = 8) -> Pa
     array = to_uint(image, bit_depth)
     if bit_depth == 16 and (suffix == ".bmp" or (suffix == ".png" and array.ndim == 3)):
         raise ValueError(f"{path}: 16-bit colour needs a .tif file")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OSError(f"{path}: cannot write, folder {folder} does not exist")
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=suffix, dir=folder)
-    os.close(handle)
-    try:
+
+    def encode(temp: Path) -> None:
         if suffix in (".tif", ".tiff"):
             import tifffile
 
-            tifffile.imwrite(temp_name, array)
+            tifffile.imwrite(temp, array)
         else:
-            Image.fromarray(array).save(temp_name, format="PNG" if suffix == ".png" else "BMP")
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+            Image.fromarray(array).save(temp, format="PNG" if suffix == ".png" else "BMP")
+
+    atomic_write(path, encode)
     return path
 
 

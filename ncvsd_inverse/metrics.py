@@ -2,18 +2,22 @@
 
 PSNR and SSIM reproduce scikit-image's ``peak_signal_noise_ratio`` and
 ``structural_similarity`` (7x7 uniform window, sample covariance, K1 = 0.01, K2 = 0.03,
-data_range = 2, mean over channels) computed in torch. LPIPS uses the ``lpips`` package with
-torchvision backbone weights found offline; when they are absent it returns ``None``.
+data_range = 2, mean over channels) computed in torch. LPIPS is the ``lpips`` package's v0.1
+model (input in [-1, 1], its scaling layer, spatial average) with weights found offline: those
+``ncvsd-weights lpips`` converts from the package index, or torchvision's backbone file. When
+neither exists it returns ``None``: a random backbone is never scored.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from ncvsd_inverse.lpips_weights import NETS, cached_weights_path, lpips_model
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +27,8 @@ BACKBONE_FILES = {
     "vgg": "vgg16-397923af.pth",
     "squeeze": "squeezenet1_1-b8a52dc0.pth",
 }
+#: the smallest height and width each LPIPS backbone accepts (its pooling needs at least one pixel)
+LPIPS_MIN_SIZE = {"alex": 31, "vgg": 16, "squeeze": 17}
 
 
 def psnr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -57,33 +63,40 @@ _lpips_models: dict[tuple, object] = {}
 _lpips_unavailable_logged: set[str] = set()
 
 
-def lpips_weights_path(net: str = "alex", weights: str | Path | None = None) -> Path:
-    """Where the torchvision backbone for ``net`` is looked for: ``weights`` or
-    ``$TORCH_HOME/hub/checkpoints/<torchvision file name>``."""
+def lpips_weights_path(net: str = "alex", weights: str | Path | None = None) -> Path | None:
+    """The LPIPS weights file for ``net``, or None when none is found.
+
+    ``weights`` if given; otherwise, in order, the converted v0.1 weights of
+    ``ncvsd-weights lpips`` (``$NCVSD_CACHE/lpips/<net>.safetensors``) and torchvision's
+    backbone file in ``$TORCH_HOME/hub/checkpoints/``.
+    """
     if weights is not None:
         return Path(weights)
+    candidates = [torch_hub_backbone_path(net)]
+    if net in NETS:
+        candidates.insert(0, cached_weights_path(net))
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def torch_hub_backbone_path(net: str) -> Path:
+    """``$TORCH_HOME/hub/checkpoints/<torchvision file name>`` for ``net``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[net]
 
 
-def load_lpips(net: str = "alex", weights: str | Path | None = None, device: str | torch.device = "cpu"):
-    """The ``lpips.LPIPS`` model with its backbone loaded from a local file, or ``None``.
+def _lpips_from_converted(path: Path, net: str):
+    """``lpips.LPIPS`` with backbone and heads from an ``ncvsd-weights lpips`` safetensors file."""
+    model = lpips_model(net)
+    state = load_file(str(path))
+    expected = {name for name in model.state_dict() if name.startswith(("net.", "lin"))}
+    expected -= {name for name in expected if name.startswith("lins.")}  # aliases of lin0..lin4
+    if set(state) != expected:
+        raise ValueError(f"{path}: not an LPIPS ({net}) weights file (tensor names differ)")
+    model.load_state_dict(state, strict=False)
+    return model
 
-    Never downloads: the model is built with an untrained backbone and the backbone weights are
-    then loaded (``weights_only``) from :func:`lpips_weights_path`. If that file is missing, logs
-    once how to provide it and returns ``None``.
-    """
-    if net not in BACKBONE_FILES:
-        raise ValueError(f"unknown LPIPS backbone {net!r}; choose one of {sorted(BACKBONE_FILES)}")
-    path = lpips_weights_path(net, weights)
-    key = (net, str(path), str(device))
-    if key in _lpips_models:
-        return _lpips_models[key]
-    if not path.is_file():
-        if str(path) not in _lpips_unavailable_logged:
-            _lpips_unavailable_logged.add(str(path))
-            logger.warning("LPIPS unavailable: backbone weights %s not found; copy torchvision's %s "
-                           "there (or set TORCH_HOME, or pass the file's path)", path, BACKBONE_FILES[net])
-        return None
+
+def _lpips_from_torchvision(path: Path, net: str):
+    """``lpips.LPIPS`` with the package's v0.1 heads and a torchvision backbone file (``weights_only``)."""
     import lpips as lpips_package
 
     model = lpips_package.LPIPS(net=net, pnet_rand=True, verbose=False)
@@ -94,9 +107,31 @@ def load_lpips(net: str = "alex", weights: str | Path | None = None, device: str
         _, index, param = name.split(".", 2)
         mapped[name] = backbone[f"features.{index}.{param}"]
     model.net.load_state_dict(mapped)
-    model = model.eval().to(device)
-    _lpips_models[key] = model
     return model
+
+
+def load_lpips(net: str = "alex", weights: str | Path | None = None, device: str | torch.device = "cpu"):
+    """The ``lpips.LPIPS`` v0.1 model with offline weights, or ``None`` when none are found.
+
+    Never downloads and never scores with a random backbone. Weights come from
+    :func:`lpips_weights_path`: a ``.safetensors`` file written by ``ncvsd-weights lpips``
+    (backbone and heads) or torchvision's backbone file (loaded ``weights_only``, heads from
+    the ``lpips`` package). If none is found, logs once how to get them and returns ``None``.
+    """
+    if net not in BACKBONE_FILES:
+        raise ValueError(f"unknown LPIPS backbone {net!r}; choose one of {sorted(BACKBONE_FILES)}")
+    path = lpips_weights_path(net, weights)
+    if path is None or not path.is_file():
+        message = lpips_status(net, weights)
+        if message not in _lpips_unavailable_logged:
+            _lpips_unavailable_logged.add(message)
+            logger.warning(message)
+        return None
+    key = (net, str(path.resolve()), str(device))
+    if key not in _lpips_models:
+        loader = _lpips_from_converted if path.suffix == ".safetensors" else _lpips_from_torchvision
+        _lpips_models[key] = loader(path, net).eval().to(device)
+    return _lpips_models[key]
 
 
 def lpips(estimate: torch.Tensor, reference: torch.Tensor, net: str = "alex",
@@ -104,7 +139,11 @@ def lpips(estimate: torch.Tensor, reference: torch.Tensor, net: str = "alex",
     """LPIPS distance per image, ``(N,)``, or ``None`` when the backbone weights are absent.
 
     Images in [-1, 1] (LPIPS's own convention); gray images are replicated to 3 channels.
+    Raises ``ValueError`` for images smaller than ``LPIPS_MIN_SIZE[net]`` (31 for AlexNet).
     """
+    if net in LPIPS_MIN_SIZE and min(estimate.shape[-2:]) < LPIPS_MIN_SIZE[net]:
+        raise ValueError(f"LPIPS ({net}) needs images of at least {LPIPS_MIN_SIZE[net]}x{LPIPS_MIN_SIZE[net]}, "
+                         f"got {tuple(estimate.shape[-2:])}")
     model = load_lpips(net, weights, estimate.device)
     if model is None:
         return None
@@ -114,13 +153,26 @@ def lpips(estimate: torch.Tensor, reference: torch.Tensor, net: str = "alex",
         return model(estimate.float(), reference.float()).flatten()
 
 
+def mean_lpips(estimate: torch.Tensor, reference: torch.Tensor, net: str = "alex") -> float | None:
+    """The mean LPIPS over a batch (estimate clamped to [-1, 1]), or None when unavailable
+    (no weights, or images smaller than the backbone accepts)."""
+    if min(estimate.shape[-2:]) < LPIPS_MIN_SIZE[net]:
+        return None
+    scores = lpips(estimate.clamp(-1, 1), reference, net)
+    return None if scores is None else float(scores.mean())
+
+
 def lpips_status(net: str = "alex", weights: str | Path | None = None) -> str:
-    """One line for reports: where LPIPS weights are, or why LPIPS is unavailable."""
+    """One line for reports: which LPIPS weights are used, or why LPIPS is unavailable."""
     path = lpips_weights_path(net, weights)
-    if path.is_file():
-        return f"LPIPS ({net}) backbone: {path}"
-    return (f"LPIPS unavailable: {path} not found (copy torchvision's {BACKBONE_FILES[net]} there, "
-            f"set TORCH_HOME, or pass the weights file)")
+    if path is not None and path.is_file():
+        return f"LPIPS v0.1 ({net}): {path}"
+    if weights is not None:
+        return f"LPIPS unavailable: {weights} not found"
+    fetch = f"run `ncvsd-weights lpips --net {net}`" if net in NETS else "copy it there"
+    return (f"LPIPS unavailable: no {net} weights in {cached_weights_path(net) if net in NETS else '-'} "
+            f"or {torch_hub_backbone_path(net)}; {fetch}")
 
 
-__all__ = ["psnr", "ssim", "lpips", "load_lpips", "lpips_status", "lpips_weights_path"]
+__all__ = ["psnr", "ssim", "lpips", "mean_lpips", "load_lpips", "lpips_status", "lpips_weights_path",
+           "torch_hub_backbone_path"]

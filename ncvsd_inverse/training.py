@@ -657,25 +657,30 @@ def sharpness(samples: Tensor, clean: Tensor) -> Tensor:
 def generator_diagnostic(generator_net: nn.Module, teacher: Callable, clean: Tensor, sigmas=(0.2, 0.5),
                          samples: int = 8, seed: int = 0) -> dict[str, float]:
     """DESIGN 3.6b on a fixed batch: per sigma, the teacher's MMSE PSNR, one sample's PSNR, the
-    PSNR of the mean of ``samples`` samples and the sharpness of one sample.
+    PSNR of the mean of ``samples`` samples and the sharpness of one sample; the LPIPS of the
+    three (``val_lpips_*``; None where LPIPS weights are unavailable).
 
     An exact posterior sampler has one-sample PSNR = MMSE - 3.01 dB and mean-of-8 = MMSE - 0.51 dB.
     ``val_gap``: the mean distance (dB) of both numbers from those ideals (lower is better).
     """
-    from .metrics import psnr
+    from .metrics import mean_lpips, psnr
 
     gen = torch.Generator(device=clean.device).manual_seed(seed)
     out, gaps = {}, []
     for sigma in sigmas:
         y = clean + sigma * torch.randn(clean.shape, generator=gen, device=clean.device)
         level = torch.full((clean.shape[0],), float(sigma), device=clean.device)
-        mmse = psnr(teacher(y, level), clean).mean()
+        denoised = teacher(y, level)
+        mmse = psnr(denoised, clean).mean()
         draws = torch.stack([generator_net(y, level, generator=gen) for _ in range(samples)])
         one = psnr(draws[0], clean).mean()
         mean = psnr(draws.mean(0), clean).mean()
         sharp = sharpness(draws[0], clean).mean()
         out.update({f"val_mmse_{sigma:g}": float(mmse), f"val_one_{sigma:g}": float(one),
-                    f"val_mean{samples}_{sigma:g}": float(mean), f"val_sharp_{sigma:g}": float(sharp)})
+                    f"val_mean{samples}_{sigma:g}": float(mean), f"val_sharp_{sigma:g}": float(sharp),
+                    f"val_lpips_mmse_{sigma:g}": mean_lpips(denoised, clean),
+                    f"val_lpips_one_{sigma:g}": mean_lpips(draws[0], clean),
+                    f"val_lpips_mean{samples}_{sigma:g}": mean_lpips(draws.mean(0), clean)})
         ideal_one = 10 * math.log10(2.0)
         ideal_mean = 10 * math.log10(1 + 1 / samples)
         gaps += [abs(float(mmse - one) - ideal_one), abs(float(mmse - mean) - ideal_mean)]

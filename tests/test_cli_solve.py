@@ -42,6 +42,17 @@ def test_sr4x_round_trip_gray_and_runs(small_images, tiny_models):
     assert len(list((small_images / "samples").glob("*.png"))) == 3
 
 
+def test_simulate_report_scores_real_lpips(small_images, tiny_models, lpips_weights_dir):
+    report = small_images / "report_lpips.json"
+    result = invoke("--task", "random_inpainting", small_images / "clean.png", "--simulate", "--report", report,
+                    "--model", tiny_models[1], "--steps", 2, "--runs", 2)
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    for which in ("mean", "sample"):
+        assert 0 < data[which]["lpips"] < 1
+    assert "lpips_note" not in data and f"LPIPS {data['mean']['lpips']:.4f}" in result.output
+
+
 def test_simulate_report(small_images, tiny_models):
     teacher, generator = tiny_models
     report = small_images / "report.json"

@@ -1,6 +1,5 @@
-"""PSNR/SSIM against scikit-image; LPIPS offline: unavailable without weights, loads a given file."""
-
-import logging
+"""PSNR/SSIM against scikit-image; LPIPS from a user-given torchvision backbone file (the rest of
+LPIPS is in test_lpips.py)."""
 
 import pytest
 import torch
@@ -22,15 +21,6 @@ def test_psnr_ssim_match_scikit_image(data_dir, channels):
         ref_ssim = structural_similarity(a, b, data_range=2, channel_axis=2)
         assert abs(float(metrics.psnr(estimate, clean)[0]) - ref_psnr) < 1e-4
         assert abs(float(metrics.ssim(estimate, clean)[0]) - ref_ssim) < 1e-4
-
-
-def test_lpips_unavailable_without_backbone_weights(tmp_path, monkeypatch, caplog):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    x = torch.zeros(1, 3, 32, 32)
-    with caplog.at_level(logging.WARNING):
-        assert metrics.lpips(x, x) is None
-    assert "LPIPS unavailable" in caplog.text and "alexnet-owt-7be5be79.pth" in caplog.text
-    assert metrics.lpips_status().startswith("LPIPS unavailable")
 
 
 def test_lpips_loads_a_user_given_backbone_file(tmp_path):

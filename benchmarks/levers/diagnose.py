@@ -60,7 +60,9 @@ def main() -> None:
     for sigma in args.sigmas:
         mmse = diag[f"val_mmse_{sigma:g}"]
         print(f"sigma {sigma:g}: MMSE {mmse:.2f}  mean-of-8 gap {mmse - diag[f'val_mean8_{sigma:g}']:.2f}  "
-              f"one-sample gap {mmse - diag[f'val_one_{sigma:g}']:.2f}  sharpness {diag[f'val_sharp_{sigma:g}']:.2f}")
+              f"one-sample gap {mmse - diag[f'val_one_{sigma:g}']:.2f}  sharpness {diag[f'val_sharp_{sigma:g}']:.2f}  "
+              f"LPIPS MMSE / one / mean-of-8 {diag[f'val_lpips_mmse_{sigma:g}']} / {diag[f'val_lpips_one_{sigma:g}']} / "
+              f"{diag[f'val_lpips_mean8_{sigma:g}']}")
     if args.json:
         args.json.write_text(json.dumps({"model": args.model or f"teacher sampler, {args.teacher_sampler} steps",
                                            "images": args.images, "patch": args.patch, **diag}, indent=2))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import click
@@ -15,6 +14,7 @@ from ncvsd_inverse import metrics
 from ncvsd_inverse.api import load_model, solve
 from ncvsd_inverse.checkpoints import CheckpointError
 from ncvsd_inverse.cli.common import user_errors
+from ncvsd_inverse.files import atomic_write_text
 from ncvsd_inverse.io import ImageReadError, read_image, write_image
 from ncvsd_inverse.sampling import PRECISIONS
 from operators import ImageTooSmallError, mask_from_image
@@ -83,15 +83,13 @@ def _std_map(std: torch.Tensor) -> torch.Tensor:
 
 
 def _write_json(data: dict, path: Path) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".json.tmp")
-    with os.fdopen(handle, "w") as out:
-        json.dump(data, out, indent=2)
-    os.replace(temp, path)
+    atomic_write_text(path, json.dumps(data, indent=2))
 
 
 def _scores(estimate: torch.Tensor, clean: torch.Tensor, lpips_weights) -> dict:
     score = lambda f: float(f(estimate, clean).mean())  # noqa: E731
-    lp = metrics.lpips(estimate, clean, weights=lpips_weights) if estimate.shape[1] in (1, 3) else None
+    scorable = estimate.shape[1] in (1, 3) and min(estimate.shape[-2:]) >= metrics.LPIPS_MIN_SIZE["alex"]
+    lp = metrics.lpips(estimate, clean, weights=lpips_weights) if scorable else None
     return {"psnr": score(metrics.psnr), "ssim": score(metrics.ssim),
             "lpips": None if lp is None else float(lp.mean())}
 
@@ -181,7 +179,9 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
             summary["mean"] = _scores(estimate, clean, lpips_weights)
             summary["sample"] = _scores(result.samples[0].cpu().clamp(-1, 1), clean, lpips_weights)
             if summary["mean"]["lpips"] is None:
-                summary["lpips_note"] = metrics.lpips_status(weights=lpips_weights)
+                too_small = min(estimate.shape[-2:]) < metrics.LPIPS_MIN_SIZE["alex"]
+                summary["lpips_note"] = (f"LPIPS needs images of at least {metrics.LPIPS_MIN_SIZE['alex']} pixels "
+                                         "a side" if too_small else metrics.lpips_status(weights=lpips_weights))
         if report is not None:
             _write_json(summary, report)
         if not quiet:
