@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from ncvsd_inverse import load_model, metrics, solve
-from ncvsd_inverse.sampling import PRECISIONS
 from ncvsd_inverse.io import list_images, read_image, read_name_list, write_image
+from ncvsd_inverse.sampling import PRECISIONS
 from operators import Blur, Inpainting, SuperResolution, measurement_to_deepinv, to_deepinv
 from tasks import load_task
 
@@ -122,7 +122,8 @@ def markdown(results: dict, note: str) -> str:
     for task, methods in results.items():
         for method, r in methods.items():
             lp = "n/a" if r["lpips"] is None else f"{r['lpips']:.4f}"
-            lines.append(f"| {task} | {method} | {r['psnr']:.2f} | {r['ssim']:.4f} | {lp} | {r['nfe']:.0f} | {r['seconds']:.1f} |")
+            lines.append(f"| {task} | {method} | {r['psnr']:.2f} | {r['ssim']:.4f} | {lp} | {r['nfe']:.0f} "
+                         f"| {r['seconds']:.1f} |")
     return "\n".join(lines) + f"\n\n{note}\n"
 
 
@@ -208,7 +209,8 @@ def main() -> None:
                 done[task_name, name] = scores
             scores = done[task_name, name]
             per_image.append(scores)
-            print(f"{task_name:18s} {name:12s} " + "  ".join(f"{m}: {s['psnr']:.2f}" for m, s in scores.items()), flush=True)
+            line = "  ".join(f"{m}: {s['psnr']:.2f}" for m, s in scores.items())
+            print(f"{task_name:18s} {name:12s} {line}", flush=True)
         results[task_name] = average(per_image)
     note = (f"{len(crops)} images ({args.data.name}, centre {args.crop}x{args.crop} crops), seed {args.seed}, "
             f"sigma_y 0.05, network in {args.precision}; {metrics.lpips_status()}; machine: {platform.machine()}, "

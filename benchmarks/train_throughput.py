@@ -85,7 +85,8 @@ def main() -> None:
                "threads": torch.get_num_threads(), "torch": torch.__version__}
     print(f"{'preset':12s} {'params':>9s} {'teacher s/step':>15s} {'img/s':>7s} {'distill s/step':>15s} {'img/s':>7s}")
     for r in rows:
-        print(f"{r['preset']:12s} {r['parameters']:9,d} {r['teacher_s_per_step']:15.3f} {r['teacher_images_per_s']:7.1f} "
+        print(f"{r['preset']:12s} {r['parameters']:9,d} {r['teacher_s_per_step']:15.3f} "
+              f"{r['teacher_images_per_s']:7.1f} "
               f"{r['distill_s_per_step']:15.3f} {r['distill_images_per_s']:7.1f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from inverse_suite import load_crops
+
 from ncvsd_inverse import load_model, metrics, solve
 from ncvsd_inverse.io import read_name_list
 from ncvsd_inverse.sampling import PRECISIONS
@@ -74,7 +74,8 @@ def main() -> None:
                "psnr_one": float(np.mean(one_psnr)), "seconds": float(np.mean(seconds))}
         rows.append(row)
         print(f"s={scale:<7g} steps={steps:<4d} sigma_max={sigma_max:<5g} sigma_min={sigma_min:<6g} ema={ema:<5g} "
-              f"init={init:<14s} PSNR mean-of-{args.runs} {row['psnr_mean']:.2f}  one {row['psnr_one']:.2f}  {row['seconds']:.1f}s", flush=True)
+              f"init={init:<14s} PSNR mean-of-{args.runs} {row['psnr_mean']:.2f}  one {row['psnr_one']:.2f}  "
+              f"{row['seconds']:.1f}s", flush=True)
     rows.sort(key=lambda r: -r["psnr_mean"])
     print("best:", json.dumps(rows[0]))
     if args.json:

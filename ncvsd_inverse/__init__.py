@@ -5,7 +5,7 @@ the shipped default (or any checkpoint). Images are (N, C, H, W) tensors in [-1,
 """
 
 from .api import load_model, solve
-from .sampling import PosteriorResult, generate, posterior_sample, pnp_sigmas
+from .sampling import PosteriorResult, generate, pnp_sigmas, posterior_sample
 
 __all__ = ["generate", "load_model", "pnp_sigmas", "posterior_sample", "PosteriorResult", "solve"]
 __version__ = "0.1.0"

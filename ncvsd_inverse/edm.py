@@ -6,12 +6,17 @@ Noise levels are standard deviations in [-1, 1] image units; tensors of levels a
 
 from __future__ import annotations
 
-import math
+from typing import NamedTuple
 
 import torch
 
 Tensor = torch.Tensor
+#: the data's standard deviation in [-1, 1] units (DESIGN 2)
 SIGMA_DATA = 0.5
+#: the noise-level range of the EDM schedule (DESIGN 2): the sampler's default start and end
+SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
+#: the generative denoiser's noise inflation ``sigma_hat = (1 + gamma) sigma`` (DESIGN 3.3)
+NOISE_INFLATION = 0.414
 
 
 def as_level(sigma: float | Tensor, like: Tensor) -> Tensor:
@@ -22,13 +27,23 @@ def as_level(sigma: float | Tensor, like: Tensor) -> Tensor:
     return sigma.reshape(-1, *([1] * (like.ndim - 1)))
 
 
-def edm_precond(sigma: Tensor, sigma_data: float = SIGMA_DATA):
-    """DESIGN 3.1: ``(c_skip, c_out, c_in, c_noise)`` of the EDM preconditioning."""
+class Preconditioning(NamedTuple):
+    """The EDM preconditioning coefficients at a noise level (DESIGN 3.1)."""
+
+    c_skip: Tensor
+    c_out: Tensor
+    c_in: Tensor
+    c_noise: Tensor
+
+
+def edm_precond(sigma: Tensor, sigma_data: float = SIGMA_DATA) -> Preconditioning:
+    """DESIGN 3.1: ``c_skip = sd^2 / (t^2 + sd^2)``, ``c_out = t sd / sqrt(t^2 + sd^2)``,
+    ``c_in = 1 / sqrt(t^2 + sd^2)``, ``c_noise = ln(t) / 4``."""
     c_skip = sigma_data**2 / (sigma**2 + sigma_data**2)
     c_out = sigma * sigma_data / (sigma**2 + sigma_data**2).sqrt()
     c_in = 1 / (sigma**2 + sigma_data**2).sqrt()
     c_noise = sigma.log() / 4
-    return c_skip, c_out, c_in, c_noise
+    return Preconditioning(c_skip, c_out, c_in, c_noise)
 
 
 def edm_loss_weight(sigma: Tensor, sigma_data: float = SIGMA_DATA) -> Tensor:
@@ -58,7 +73,7 @@ def denoising_posterior(y: Tensor, sigma: Tensor, x_t: Tensor, t: Tensor):
     return y_eff, precision.rsqrt()
 
 
-def karras_sigmas(steps: int, sigma_max: float = 80.0, sigma_min: float = 0.002, rho: float = 7.0,
+def karras_sigmas(steps: int, sigma_max: float = SIGMA_MAX, sigma_min: float = SIGMA_MIN, rho: float = 7.0,
                   device: str | torch.device = "cpu") -> Tensor:
     """DESIGN 2: ``steps`` levels from ``sigma_max`` down to ``sigma_min`` (a ``(steps,)`` tensor)."""
     if steps == 1:
@@ -72,7 +87,3 @@ def lognormal_sigma(shape: int, p_mean: float, p_std: float, generator=None, dev
     """``ln t ~ N(p_mean, p_std^2)``, a ``(shape,)`` tensor (DESIGN 3.1)."""
     return (torch.randn(shape, generator=generator, device=device) * p_std + p_mean).exp()
 
-
-def exact_sample_psnr_gap(samples: int) -> float:
-    """DESIGN 3.6b: dB below the MMSE of the mean of ``samples`` exact posterior samples."""
-    return 10 * math.log10(1 + 1 / samples)

@@ -76,6 +76,12 @@ def read_image(path: str | Path) -> torch.Tensor:
     return (tensor * 2 - 1).contiguous()
 
 
+def read_mask(path: str | Path) -> torch.Tensor:
+    """Read a mask image (white = known, black = missing) as a ``(H, W)`` 0/1 float tensor."""
+    image = read_image(path)  # (1, C, H, W) in [-1, 1]
+    return (image.mean(dim=1)[0] > 0).float()
+
+
 def to_uint(image: torch.Tensor, bit_depth: int = 8) -> np.ndarray:
     """``(1, C, H, W)`` or ``(C, H, W)`` in [-1, 1] -> ``(H, W)`` / ``(H, W, C)`` uint8/uint16 array."""
     if image.ndim == 4:

@@ -7,8 +7,16 @@ from pathlib import Path
 import torch
 
 from .checkpoints import CheckpointError, read_checkpoint, resolve_checkpoint
-from .networks import (CONDITION_BACKBONES, ConditionalDenoiser, Denoiser, GenerativeDenoiser, UNet, UNetConfig,
-                       clone_frozen)
+from .edm import NOISE_INFLATION
+from .networks import (
+    CONDITION_BACKBONES,
+    ConditionalDenoiser,
+    Denoiser,
+    GenerativeDenoiser,
+    UNet,
+    UNetConfig,
+    clone_frozen,
+)
 
 
 def network_config(meta: dict, source: str) -> UNetConfig:
@@ -49,7 +57,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", ema: bo
     if meta.get("config", {}).get("kind") == "teacher":
         raise CheckpointError(f"{source}: a teacher checkpoint; pass a distilled generator (ncvsd-distill output)")
     recipe = meta["config"].get("distill", {})
-    gamma, condition = recipe.get("gamma", 0.414), recipe.get("condition", "encoder")
+    gamma, condition = recipe.get("gamma", NOISE_INFLATION), recipe.get("condition", "encoder")
     if condition not in CONDITION_BACKBONES:
         raise CheckpointError(f"{source}: unknown generator condition {condition!r}")
     net = ConditionalDenoiser(CONDITION_BACKBONES[condition](network_config(meta, source)), uncertainty_on="cond")

@@ -14,14 +14,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .edm import SIGMA_DATA, as_level, denoising_posterior, edm_precond
+from .edm import NOISE_INFLATION, SIGMA_DATA, as_level, denoising_posterior, edm_precond
 
 Tensor = torch.Tensor
 
@@ -266,8 +265,8 @@ class ConditionalUNet(nn.Module):
 
 
 class InputConcatUNet(UNet):
-    """``F(x, c_noise | cond)``: the concatenation variant of :class:`ConditionalUNet` (a lever of
-    issue 5, against DESIGN 3.3's separate condition encoder).
+    """``F(x, c_noise | cond)``: the concatenation variant of :class:`ConditionalUNet` (an
+    alternative to DESIGN 3.3's separate condition encoder; see the model card).
 
     One encoder; the condition joins at the input layer as extra channels. The input convolution
     of ``[x, 1, cond]`` is written as ``conv([x, 1]) + g conv_cond(cond)`` with the gain ``g``
@@ -298,12 +297,6 @@ CONDITION_BACKBONES = {"encoder": ConditionalUNet, "concat": InputConcatUNet}
 
 # ----------------------------------------------------------------------------------------------
 # Preconditioned denoisers
-
-
-class DenoiserProtocol(Protocol):
-    """Any teacher: ``D(x_t, sigma) -> E[x | x_t]`` in the EDM convention ([-1, 1], VE noise)."""
-
-    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor: ...
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
@@ -396,7 +389,7 @@ class GenerativeDenoiser(nn.Module):
     ``(y_hat, sigma_hat)`` conditioned on ``(y, sigma)``. y: (N, C, H, W); sigma: float or (N,).
     """
 
-    def __init__(self, net: ConditionalDenoiser, gamma: float = 0.414):
+    def __init__(self, net: ConditionalDenoiser, gamma: float = NOISE_INFLATION):
         super().__init__()
         self.net, self.gamma = net, gamma
 

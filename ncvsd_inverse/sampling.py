@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from .edm import as_level, karras_sigmas
+from .edm import SIGMA_MAX, SIGMA_MIN, as_level, karras_sigmas
 from .networks import GenerativeDenoiser
 
 Tensor = torch.Tensor
@@ -129,7 +129,7 @@ class PosteriorResult:
         return max(self.seconds - self.network_seconds, 0.0) / max(self.seconds, 1e-12)
 
 
-def pnp_sigmas(steps: int, sigma_max: float = 80.0, sigma_min: float = 0.002, rho: float = 2.0,
+def pnp_sigmas(steps: int, sigma_max: float = SIGMA_MAX, sigma_min: float = SIGMA_MIN, rho: float = 2.0,
                device="cpu") -> Tensor:
     """DESIGN 3.6: ``steps + 1`` Karras levels ``sigma_0 = sigma_max > ... > sigma_N = sigma_min``."""
     return karras_sigmas(steps + 1, sigma_max, sigma_min, rho, device)
@@ -180,7 +180,7 @@ def posterior_sample(prior: Callable, operator, y: Tensor, sigmas: Tensor, likel
     estimate = estimate.reshape(restarts, runs, batch, *estimate.shape[1:])
     misfit = None
     if restarts > 1:
-        flat_misfit = ((operator.forward(estimate.flatten(0, 2)) - ys) ** 2).flatten(1).sum(1)
+        flat_misfit = operator.misfit(estimate.flatten(0, 2), ys)
         misfit_all = flat_misfit.reshape(restarts, runs, batch)
         best = misfit_all.argmin(dim=0)  # (runs, batch): never chosen by ground truth
         estimate = torch.gather(estimate, 0, best[None, :, :, None, None, None].expand(1, *estimate.shape[1:]))
@@ -196,7 +196,7 @@ def posterior_sample(prior: Callable, operator, y: Tensor, sigmas: Tensor, likel
 
 @torch.inference_mode()
 def ancestral_posterior_sample(denoiser: Callable, y: Tensor, sigma: float, steps: int = 128,
-                               sigma_min: float = 0.002, rho: float = 7.0,
+                               sigma_min: float = SIGMA_MIN, rho: float = 7.0,
                                generator: torch.Generator | None = None) -> Tensor:
     """A reference sample of the denoising posterior ``p(x | y)``, ``y = x + sigma n``, from an
     MMSE denoiser alone (``steps`` NFE where a generative denoiser needs 1).
@@ -223,7 +223,7 @@ def ancestral_posterior_sample(denoiser: Callable, y: Tensor, sigma: float, step
 
 
 @torch.inference_mode()
-def generate(model: Callable, shape: tuple[int, ...], ts: list[float] | None = None, sigma_max: float = 80.0,
+def generate(model: Callable, shape: tuple[int, ...], ts: list[float] | None = None, sigma_max: float = SIGMA_MAX,
              generator: torch.Generator | None = None, device="cpu") -> Tensor:
     """Unconditional samples (DESIGN 3.5): one step ``G(80 z, 80)``, or the multi-step ``ts``
     sampler with the condition ``y = 80 z`` (pure noise at level 80)."""

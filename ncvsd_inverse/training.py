@@ -30,14 +30,33 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoints
-from .edm import (denoising_posterior, edm_loss_weight, edm_precond, karras_sigmas, lognormal_sigma,
-                  uncertainty_weighted_loss)
+from .diagnostics import generator_diagnostic
+from .edm import (
+    NOISE_INFLATION,
+    SIGMA_MAX,
+    SIGMA_MIN,
+    denoising_posterior,
+    edm_loss_weight,
+    edm_precond,
+    karras_sigmas,
+    lognormal_sigma,
+    uncertainty_weighted_loss,
+)
 from .io import ImageReadError, list_images, read_image, write_image
-from .networks import (ConditionalDenoiser, Denoiser, Discriminator, GenerativeDenoiser, UncertaintyHead, UNet,
-                       UNetConfig, clone_frozen)
+from .networks import (
+    ConditionalDenoiser,
+    Denoiser,
+    Discriminator,
+    GenerativeDenoiser,
+    UncertaintyHead,
+    UNetConfig,
+    clone_frozen,
+)
 
 Tensor = torch.Tensor
 PRESET_DIR = Path(__file__).parent / "presets"
+#: seed of the fixed validation batch (sample grids, the distillation's diagnostic)
+VALIDATION_SEED = 12345
 
 
 # ----------------------------------------------------------------------------------------------
@@ -80,17 +99,17 @@ class DistillConfig(RecipeConfig):
     with ``v`` a training-only head (lr ``lr``) instead of ``u(sigma)`` alone.
     ``gan_scale = 0`` turns the GAN term off. ``condition``: how the generator sees ``(y, sigma)``,
     ``"encoder"`` (DESIGN 3.3's separate condition encoder) or ``"concat"`` (joined at the input
-    layer; the lever of issue 5, see :class:`~ncvsd_inverse.networks.InputConcatUNet`).
+    layer, see :class:`~ncvsd_inverse.networks.InputConcatUNet`).
     ``val_every``: steps between runs of the diagnostic (DESIGN 3.6b); the run also logs then.
-    ``mean_scale > 0`` adds the posterior-mean term (:func:`posterior_mean_bias`, a lever of
-    issue 5 beyond DESIGN 3.4): the generator's problems come in pairs that share ``y``, and the
+    ``mean_scale > 0`` adds the posterior-mean term (:func:`posterior_mean_bias`, DESIGN 3.4,
+    not in the paper): the generator's problems come in pairs that share ``y``, and the
     pair's two samples estimate ``||E_z G(y, sigma, z) - D(y, sigma)||^2``."""
 
     g_lr_scale: float = 0.1
     d_lr_scale: float = 0.1
-    gamma: float = 0.414
-    sigma_min: float = 0.002
-    sigma_max: float = 80.0
+    gamma: float = NOISE_INFLATION
+    sigma_min: float = SIGMA_MIN
+    sigma_max: float = SIGMA_MAX
     sigma_levels: int = 1000
     sigma_rho: float = 7.0
     fake_steps: int = 1
@@ -123,19 +142,62 @@ def available_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
-def load_preset(name_or_path: str | Path) -> tuple[TeacherConfig, DistillConfig]:
-    """A training preset (``tiny``, ``cpu-small``, ``ffhq256-xs`` or a YAML path)."""
+def preset_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """The YAML file of a training preset: a packaged name (``cpu-small``) or a path
+    (relative to ``relative_to``'s folder when given, as for a preset's ``base``)."""
     path = Path(name_or_path)
-    if not path.is_file():
-        path = PRESET_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            raise ValueError(f"unknown training preset {str(name_or_path)!r}; available: {', '.join(available_presets())}")
-    data = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(data) - {"teacher", "distill", "description"})
+    if relative_to is not None and not path.is_absolute():
+        path = relative_to.parent / path
+    if path.is_file():
+        return path
+    packaged = PRESET_DIR / f"{name_or_path}.yaml"
+    if packaged.is_file():
+        return packaged
+    raise ValueError(f"unknown training preset {str(name_or_path)!r}; "
+                     f"available: {', '.join(available_presets())}")
+
+
+def merge_settings(base: dict, overrides: dict) -> dict:
+    """``base`` updated by ``overrides``, nested mappings merged key by key."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = merge_settings(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def read_preset(name_or_path: str | Path, relative_to: Path | None = None, seen: tuple[Path, ...] = ()) -> dict:
+    """A training preset as a plain mapping, its ``base`` chain resolved: a preset that says
+    ``base: cpu-small`` holds only what differs from ``cpu-small``."""
+    path = preset_path(name_or_path, relative_to).resolve()
+    if path in seen:
+        raise ValueError(f"{path}: 'base' loops back to itself")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a training preset must be a YAML mapping")
+    unknown = sorted(set(data) - {"base", "teacher", "distill", "description"})
     if unknown:
         raise ValueError(f"{path}: unknown key '{unknown[0]}'")
-    return (_from_dict(TeacherConfig, data.get("teacher", {}), str(path)),
-            _from_dict(DistillConfig, data.get("distill", {}), str(path)))
+    for section in ("teacher", "distill"):
+        if not isinstance(data.get(section, {}), dict):
+            raise ValueError(f"{path}: '{section}' must be a mapping")
+    if "base" not in data:
+        return data
+    base = read_preset(data.pop("base"), path, (*seen, path))
+    return merge_settings({k: v for k, v in base.items() if k != "description"}, data)
+
+
+def load_preset(name_or_path: str | Path) -> tuple[TeacherConfig, DistillConfig]:
+    """A training preset (``tiny``, ``cpu-small``, ``cpu-small-finetune``, ``cpu-small-mean4``,
+    ``ffhq256-xs`` or a YAML path; see :func:`read_preset` for ``base``)."""
+    data = read_preset(name_or_path)
+    source = str(preset_path(name_or_path))
+    return (_from_dict(TeacherConfig, data.get("teacher", {}), source),
+            _from_dict(DistillConfig, data.get("distill", {}), source))
 
 
 def to_plain(config) -> dict:
@@ -293,7 +355,7 @@ def posterior_mean_bias(first: Tensor, second: Tensor, mmse: Tensor) -> Tensor:
     ``D(y, sigma) = E[x | y]``, so an exact posterior sampler has ``E_z G = D``. The product of the
     two deviations has expectation ``||E G - D||^2`` whatever the samples' spread, so its gradient
     moves the samples' mean and, unlike the square of one deviation, does not reward shrinking their
-    variance (the spread can still move through the weights the two share: issue 5, eighth round).
+    variance (the spread can still move through the weights the two share; see the model card).
     """
     return ((first - mmse) * (second - mmse)).flatten(1).mean(1)
 
@@ -360,7 +422,7 @@ class NCVSDLoss:
             fake_denoised = fake(x_t.detach(), t, y, sigma)
             target = xg.detach() + real - fake_denoised
         if logvar_t is not None:
-            logvar = logvar + logvar_t(edm_precond(t)[3].flatten())
+            logvar = logvar + logvar_t(edm_precond(t).c_noise.flatten())
         loss = uncertainty_weighted_loss((xg - target) ** 2, t, logvar)
         if mean_scale > 0:
             y_half, sigma_half = y.chunk(2)[0], sigma.chunk(2)[0]
@@ -623,7 +685,7 @@ def save_denoising_grid(denoiser: nn.Module, data: PatchDataset, path: Path, dev
     """A PNG grid: rows = clean, then (noisy, denoised) per sigma, 8 fixed validation patches."""
     from torchvision.utils import make_grid
 
-    x = data.batch(8, torch.Generator().manual_seed(12345)).to(device)
+    x = data.batch(8, torch.Generator().manual_seed(VALIDATION_SEED)).to(device)
     rows = [x]
     was_training = denoiser.training
     denoiser.eval()
@@ -638,54 +700,6 @@ def save_denoising_grid(denoiser: nn.Module, data: PatchDataset, path: Path, dev
 
 # ----------------------------------------------------------------------------------------------
 # NCVSD distillation
-
-
-def sharpness(samples: Tensor, clean: Tensor) -> Tensor:
-    """High-frequency energy of ``samples`` relative to ``clean`` (DESIGN 3.6b), per image.
-
-    Energy of a discrete Laplacian; 1 = as sharp as the clean image, < 1 blurred, > 1 noisy.
-    """
-    kernel = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]], device=clean.device).expand(clean.shape[1], 1, 3, 3)
-
-    def energy(x: Tensor) -> Tensor:
-        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=x.shape[1]).pow(2).flatten(1).sum(1)
-
-    return energy(samples) / energy(clean).clamp_min(1e-12)
-
-
-@torch.no_grad()
-def generator_diagnostic(generator_net: nn.Module, teacher: Callable, clean: Tensor, sigmas=(0.2, 0.5),
-                         samples: int = 8, seed: int = 0) -> dict[str, float]:
-    """DESIGN 3.6b on a fixed batch: per sigma, the teacher's MMSE PSNR, one sample's PSNR, the
-    PSNR of the mean of ``samples`` samples and the sharpness of one sample; the LPIPS of the
-    three (``val_lpips_*``; None where LPIPS weights are unavailable).
-
-    An exact posterior sampler has one-sample PSNR = MMSE - 3.01 dB and mean-of-8 = MMSE - 0.51 dB.
-    ``val_gap``: the mean distance (dB) of both numbers from those ideals (lower is better).
-    """
-    from .metrics import mean_lpips, psnr
-
-    gen = torch.Generator(device=clean.device).manual_seed(seed)
-    out, gaps = {}, []
-    for sigma in sigmas:
-        y = clean + sigma * torch.randn(clean.shape, generator=gen, device=clean.device)
-        level = torch.full((clean.shape[0],), float(sigma), device=clean.device)
-        denoised = teacher(y, level)
-        mmse = psnr(denoised, clean).mean()
-        draws = torch.stack([generator_net(y, level, generator=gen) for _ in range(samples)])
-        one = psnr(draws[0], clean).mean()
-        mean = psnr(draws.mean(0), clean).mean()
-        sharp = sharpness(draws[0], clean).mean()
-        out.update({f"val_mmse_{sigma:g}": float(mmse), f"val_one_{sigma:g}": float(one),
-                    f"val_mean{samples}_{sigma:g}": float(mean), f"val_sharp_{sigma:g}": float(sharp),
-                    f"val_lpips_mmse_{sigma:g}": mean_lpips(denoised, clean),
-                    f"val_lpips_one_{sigma:g}": mean_lpips(draws[0], clean),
-                    f"val_lpips_mean{samples}_{sigma:g}": mean_lpips(draws.mean(0), clean)})
-        ideal_one = 10 * math.log10(2.0)
-        ideal_mean = 10 * math.log10(1 + 1 / samples)
-        gaps += [abs(float(mmse - one) - ideal_one), abs(float(mmse - mean) - ideal_mean)]
-    out["val_gap"] = float(np.mean(gaps))
-    return out
 
 
 def build_distillation_nets(teacher: Denoiser, cfg: DistillConfig):
@@ -724,7 +738,7 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
     losses = NCVSDLoss(cfg)
     per_rank = max(cfg.batch // env.world, 1)
     if val_images is None:
-        val_images = data.batch(cfg.val_images, torch.Generator().manual_seed(12345))
+        val_images = data.batch(cfg.val_images, torch.Generator().manual_seed(VALIDATION_SEED))
     val_images = val_images.to(env.device)
     best = {"gap": math.inf}
     best_path = out_dir / "best.json"

@@ -120,6 +120,10 @@ class Operator:
                 f"image of {height}x{width} pixels is too small for {type(self).__name__}: "
                 f"it needs at least {self.min_size}x{self.min_size}")
 
+    def misfit(self, x: Tensor, y: Tensor) -> Tensor:
+        """Per-image data misfit ``||A(x) - y||^2``, ``(N,)`` (chooses among restarts, DESIGN 3.6)."""
+        return ((self.forward(x) - y) ** 2).flatten(1).sum(1)
+
     def gram(self, x: Tensor) -> Tensor:
         """``A^T A x``."""
         return self.adjoint(self.forward(x))

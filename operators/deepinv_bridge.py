@@ -7,29 +7,49 @@ and ``x_d = (x + 1) / 2`` in [0, 1], ``A x_d = (A x + A 1) / 2``. So one of our 
 
 from __future__ import annotations
 
-import deepinv
+from typing import TYPE_CHECKING
+
 import torch
 
-from .base import Operator, Tensor
+from .base import Operator, Tensor, per_sample
+
+if TYPE_CHECKING:  # deepinv is imported only when a bridge is used: importing operators stays light
+    import deepinv
 
 
 class DeepinvOperator(Operator):
     """Any deepinv ``LinearPhysics`` as our operator, applied to [-1, 1] images.
 
-    ``forward`` is ``physics.A`` and ``adjoint`` is ``physics.A_adjoint``; the likelihood step is
-    the generic CG perturbation-optimisation (exact up to the CG tolerance).
+    ``forward`` is ``physics.A`` and ``adjoint`` is ``physics.A_adjoint`` (a linear map acts the
+    same on any range). The likelihood step is perturbation-optimisation: the target Gaussian's
+    sample is ``argmin ||A u - (y + s n1)||^2 / (2 s^2) + ||u - (x + r n2)||^2 / (2 r^2)``, which
+    is ``physics.prox_l2(x + r n2, y + s n1, gamma = r^2 / s^2)``. Where deepinv has that prox in
+    closed form (a ``DecomposablePhysics``: inpainting, FFT blur, ...) it is used; otherwise
+    our conjugate gradients solve the same system.
     """
 
     def __init__(self, physics: "deepinv.physics.LinearPhysics"):
+        import deepinv
+
         if not isinstance(physics, deepinv.physics.LinearPhysics):
             raise TypeError(f"from_deepinv needs a deepinv LinearPhysics, got {type(physics).__name__}")
         self.physics = physics
+        self.closed_form_prox = isinstance(physics, deepinv.physics.DecomposablePhysics)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.physics.A(x)
 
     def adjoint(self, y: Tensor) -> Tensor:
         return self.physics.A_adjoint(y)
+
+    def likelihood_step(self, x: Tensor, y: Tensor, s: float | Tensor, r: float | Tensor,
+                        generator: torch.Generator | None = None) -> Tensor:
+        if not self.closed_form_prox:
+            return self.cg_likelihood_step(x, y, s, r, generator)
+        s, r = per_sample(s, x), per_sample(r, x)
+        n1 = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        n2 = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return self.physics.prox_l2(x + r * n2, y + s * n1, gamma=r**2 / s**2)
 
 
 def from_deepinv(physics: "deepinv.physics.LinearPhysics") -> DeepinvOperator:
@@ -43,6 +63,8 @@ def to_deepinv(operator: Operator, sigma_y: float = 0.0) -> "deepinv.physics.Lin
     The noise model is Gaussian with deepinv's ``sigma = sigma_y / 2``. Convert our measurements
     with :func:`measurement_to_deepinv` so deepinv solvers see exactly the same data.
     """
+    import deepinv
+
     if not operator.is_linear:
         raise TypeError(f"{type(operator).__name__} is not linear: deepinv LinearPhysics needs A^T")
     return deepinv.physics.LinearPhysics(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -33,14 +31,6 @@ def random_mask(height: int, width: int, missing_fraction: float = 0.7, seed: in
     mask = np.ones(count, dtype=np.float32)
     mask[missing] = 0.0
     return torch.from_numpy(mask.reshape(height, width))
-
-
-def mask_from_image(path: str | Path) -> Tensor:
-    """Read a mask image (white = known, black = missing) as a ``(H, W)`` 0/1 tensor."""
-    from ncvsd_inverse.io import read_image
-
-    image = read_image(path)  # (1, C, H, W) in [-1, 1]
-    return (image.mean(dim=1)[0] > 0).float()
 
 
 class Inpainting(Operator):

@@ -42,6 +42,3 @@ class PhaseRetrieval(Operator):
         # sqrt(re^2 + im^2 + eps) instead of abs(): differentiable where the spectrum is 0
         return (spectrum.real**2 + spectrum.imag**2 + 1e-12).sqrt()
 
-    def misfit(self, x: Tensor, y: Tensor) -> Tensor:
-        """Per-sample data misfit ``||A(x) - y||^2``, ``(N,)`` (used to choose among runs)."""
-        return ((self.forward(x) - y) ** 2).flatten(1).sum(1)

@@ -13,8 +13,18 @@ from typing import Any, Callable
 
 import yaml
 
-from operators import (Blur, Denoising, Inpainting, Operator, PhaseRetrieval, SuperResolution,
-                       box_mask, gaussian_kernel, motion_kernel, random_mask)
+from operators import (
+    Blur,
+    Denoising,
+    Inpainting,
+    Operator,
+    PhaseRetrieval,
+    SuperResolution,
+    box_mask,
+    gaussian_kernel,
+    motion_kernel,
+    random_mask,
+)
 
 PRESET_DIR = Path(__file__).resolve().parent
 
@@ -89,7 +99,8 @@ def _validate(values: dict, fields: dict[str, Field], where: str, source: str) -
         raise TaskError(f"{source}: '{where}' must be a mapping, got {type(values).__name__}")
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise TaskError(f"{source}: unknown key '{where}.{unknown[0]}' (allowed: {', '.join(sorted(fields)) or 'none'})")
+        allowed = ", ".join(sorted(fields)) or "none"
+        raise TaskError(f"{source}: unknown key '{where}.{unknown[0]}' (allowed: {allowed})")
     checked = {}
     for key, field in fields.items():
         value = values.get(key, field.default)

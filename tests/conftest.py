@@ -7,7 +7,7 @@ DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
+def _seed():
     torch.manual_seed(0)
 
 
@@ -36,7 +36,8 @@ def tiny_models(tmp_path_factory):
     data = training.PatchDataset(DATA, teacher_cfg.patch)
     torch.manual_seed(0)
     run = training.train_teacher(build_teacher(teacher_cfg.network), data,
-                                 dataclasses.replace(teacher_cfg, steps=4, checkpoint_every=4), root / "teacher", quiet=True)
+                                 dataclasses.replace(teacher_cfg, steps=4, checkpoint_every=4), root / "teacher",
+                                 quiet=True)
     teacher = run.emas["teacher"]
     g, f, d = training.build_distillation_nets(teacher, distill_cfg)
     training.distill(teacher, g, f, data, dataclasses.replace(distill_cfg, steps=2, checkpoint_every=2, val_every=2),

@@ -111,7 +111,8 @@ def test_bad_inputs_exit_2_and_write_nothing(small_images, tiny_models, tmp_path
         (("--task", "gaussian_deblur", small_images / "clean.png", "--kernel", tmp_path / "big_kernel.npy"),
          "larger than the 64x48 image"),
         (("--task", "sr2x", tmp_path / "dot.png"), "too small"),
-        (("--task", "sr4x", small_images / "low.png", "-o", tmp_path / "no" / "dir" / "x.png"), "cannot write the output"),
+        (("--task", "sr4x", small_images / "low.png", "-o", tmp_path / "no" / "dir" / "x.png"),
+         "cannot write the output"),
         (("--task", "sr4x", small_images / "low.png", "--model", tmp_path / "absent"), "no such checkpoint"),
         (("--task", "sr4x", small_images / "low.png", "--model", tmp_path / "corrupt.safetensors"), "not a readable"),
     ]
@@ -136,8 +137,8 @@ def test_list_tasks_and_no_default_model_message(small_images, monkeypatch):
 
 
 def test_exported_models_become_the_default(small_images, tiny_models, tmp_path, monkeypatch):
-    from ncvsd_inverse.cli.export import export_model
     import ncvsd_inverse.api as api
+    from ncvsd_inverse.cli.export import export_model
 
     teacher, generator = tiny_models
     export_model(teacher, "teacher", tmp_path / "default")

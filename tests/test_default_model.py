@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from ncvsd_inverse import load_model, solve
-from ncvsd_inverse.networks import GenerativeDenoiser, Denoiser
+from ncvsd_inverse.networks import Denoiser, GenerativeDenoiser
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "ncvsd_inverse" / "default_model"
 

@@ -42,7 +42,8 @@ def test_gray_16bit_rgba_jpeg_bmp_tiff(tmp_path):
 
     gray8 = rng.integers(0, 256, (9, 11), dtype=np.uint8)
     Image.fromarray(gray8).save(tmp_path / "g.bmp")
-    assert torch.allclose(read_image(tmp_path / "g.bmp"), torch.from_numpy(gray8 / 255.0 * 2 - 1).float()[None, None], atol=1e-6)
+    expected = torch.from_numpy(gray8 / 255.0 * 2 - 1).float()[None, None]
+    assert torch.allclose(read_image(tmp_path / "g.bmp"), expected, atol=1e-6)
     Image.fromarray(rgba[..., :3]).save(tmp_path / "c.jpg")
     assert read_image(tmp_path / "c.jpg").shape == (1, 3, 10, 10)
     assert [p.name for p in list_images(tmp_path)][:2] == ["a.png", "c.jpg"]

@@ -2,11 +2,17 @@
 
 import pytest
 import torch
-
 from analytic import GaussianPrior
+
 from ncvsd_inverse.edm import denoising_posterior
-from ncvsd_inverse.networks import (ConditionalDenoiser, Discriminator, GenerativeDenoiser, InputConcatUNet,
-                                    UNetConfig, build_teacher)
+from ncvsd_inverse.networks import (
+    ConditionalDenoiser,
+    Discriminator,
+    GenerativeDenoiser,
+    InputConcatUNet,
+    UNetConfig,
+    build_teacher,
+)
 
 TINY = UNetConfig(img_channels=3, model_channels=8, channel_mult=(1, 2), num_blocks=1)
 

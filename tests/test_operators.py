@@ -2,14 +2,23 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import dense_matrix
-from operators import (Blur, Denoising, Inpainting, PhaseRetrieval, SuperResolution, box_mask,
-                       conjugate_gradient, gaussian_kernel, motion_kernel, random_mask)
+
+from operators import (
+    Blur,
+    Denoising,
+    Inpainting,
+    PhaseRetrieval,
+    SuperResolution,
+    box_mask,
+    conjugate_gradient,
+    gaussian_kernel,
+    motion_kernel,
+    random_mask,
+)
 
 
 def linear_operators(height, width):

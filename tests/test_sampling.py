@@ -2,11 +2,17 @@
 
 import pytest
 import torch
-
 from analytic import GaussianPosteriorSampler, GaussianPrior, MixturePrior
 from conftest import dense_matrix
-from ncvsd_inverse.sampling import (DenoiserPrior, GenerativePrior, ancestral_posterior_sample, generate, pnp_sigmas,
-                                    posterior_sample)
+
+from ncvsd_inverse.sampling import (
+    DenoiserPrior,
+    GenerativePrior,
+    ancestral_posterior_sample,
+    generate,
+    pnp_sigmas,
+    posterior_sample,
+)
 from operators import Inpainting, SuperResolution, random_mask
 
 

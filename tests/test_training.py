@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from analytic import GaussianPrior, MixturePrior, MLPBackbone, TeacherInitialisedBackbone
 from click.testing import CliRunner
 from torch import nn
 
-from analytic import (GaussianPrior, MixturePrior, MLPBackbone, TeacherInitialisedBackbone)
 from ncvsd_inverse import training
 from ncvsd_inverse.checkpoints import CheckpointError, read_checkpoint, save_checkpoint
 from ncvsd_inverse.cli.train import distill_main, train_main
@@ -75,7 +75,8 @@ def test_ncvsd_distills_the_gaussian_posterior(tmp_path):
     """Exact Gaussian teacher, GAN off: G(y, sigma) samples match p(x | y) in mean and covariance."""
     torch.manual_seed(0)
     prior = GaussianPrior((1, 2, 2))
-    generator_net = GenerativeDenoiser(ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape), uncertainty_on="cond"))
+    generator_net = GenerativeDenoiser(ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape),
+                                                           uncertainty_on="cond"))
     fake = ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape))
     before = posterior_errors(generator_net, prior)
     run = training.distill(prior, generator_net, fake, prior, small_distill_config(), tmp_path, quiet=True)
@@ -172,7 +173,8 @@ def test_generator_loss_log_variance_adds_the_t_head():
     """``logvar_on_t``: the VSD loss uses ``u(sigma) + v(t)``: with ``v = c`` the weighted error is
     scaled by ``exp(-c)`` and ``c`` is added; the head gets one level per sample and a gradient."""
     prior = GaussianPrior((1, 2, 2))
-    generator_net = GenerativeDenoiser(ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape), uncertainty_on="cond"))
+    generator_net = GenerativeDenoiser(ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape),
+                                                           uncertainty_on="cond"))
     fake = ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape))
     losses = training.NCVSDLoss(small_distill_config())
     x = prior.sample(8, torch.Generator().manual_seed(0))
@@ -195,7 +197,8 @@ def test_ncvsd_generator_is_bimodal_with_posterior_weights(tmp_path):
     A deterministic denoiser puts every sample at the posterior mean, between the modes."""
     torch.manual_seed(0)
     prior = MixturePrior(d=2)
-    generator_net = GenerativeDenoiser(ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape), uncertainty_on="cond"))
+    generator_net = GenerativeDenoiser(ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape),
+                                                           uncertainty_on="cond"))
     fake = ConditionalDenoiser(TeacherInitialisedBackbone(prior, prior.shape))
     cfg = small_distill_config(sigma_max=0.6, sigma_levels=1, steps=2500)
     run = training.distill(prior, generator_net, fake, prior, cfg, tmp_path, quiet=True)
@@ -364,7 +367,8 @@ def test_checkpoints_load_without_pickle_and_reject_mismatches(tmp_path, data_di
 def test_cli_errors_are_one_line_exit_2(tmp_path, data_dir):
     runner = CliRunner()
     (tmp_path / "empty").mkdir()
-    result = runner.invoke(train_main, ["--preset", "tiny", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    result = runner.invoke(train_main, ["--preset", "tiny", "--data", str(tmp_path / "empty"),
+                                        "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "no usable images" in result.output
     result = runner.invoke(train_main, ["--preset", "tiny", "--data", str(data_dir), "--out", str(tmp_path / "o"),
                                         "--steps", "1", "--quiet"])
@@ -381,7 +385,8 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, data_dir):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "d" / "latest.safetensors").exists() and (tmp_path / "d" / "stats.jsonl").exists()
     result = runner.invoke(distill_main, ["--teacher", str(tmp_path / "o"), "--preset", "tiny", "--data", str(data_dir),
-                                          "--out", str(tmp_path / "d2"), "--init-from", str(tmp_path / "d"), "--resume"])
+                                          "--out", str(tmp_path / "d2"), "--init-from", str(tmp_path / "d"),
+                                          "--resume"])
     assert result.exit_code == 2 and "leave out --resume" in result.output
     result = runner.invoke(distill_main, ["--teacher", str(tmp_path / "o"), "--preset", "tiny", "--data", str(data_dir),
                                           "--out", str(tmp_path / "d2"), "--init-from", str(tmp_path / "d"),
@@ -402,3 +407,33 @@ def test_diagnostic_runs_every_val_every_steps_whatever_log_every(tmp_path, data
     training.distill(teacher, g, f, training.PatchDataset(data_dir, cfg.patch), cfg, tmp_path, quiet=True)
     records = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "val_gap" in r] == [2, 4, 5]  # 5: the last step
+
+
+def test_presets_inherit_from_a_base(tmp_path):
+    """``base:`` names a packaged preset or a file beside; only the differences are written."""
+    base_teacher, base_distill = training.load_preset("cpu-small")
+    child = tmp_path / "child.yaml"
+    child.write_text("base: cpu-small\nteacher:\n  network: {model_channels: 48}\ndistill:\n  mean_scale: 2.0\n")
+    grandchild = tmp_path / "grandchild.yaml"
+    grandchild.write_text("base: child.yaml\ndistill:\n  steps: 7\n")
+    teacher, distill = training.load_preset(grandchild)
+    assert teacher.network.model_channels == 48
+    assert teacher.network.channel_mult == base_teacher.network.channel_mult  # nested mapping merged
+    assert distill.mean_scale == 2.0 and distill.steps == 7 and distill.lr == base_distill.lr
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("base: loop.yaml\n")
+    with pytest.raises(ValueError, match="loops back"):
+        training.load_preset(loop)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base: no-such-preset\n")
+    with pytest.raises(ValueError, match="unknown training preset 'no-such-preset'"):
+        training.load_preset(bad)
+
+
+def test_the_shipped_recipe_is_packaged():
+    """The presets that made the shipped generator are packaged, each a small diff of its base."""
+    _, finetune = training.load_preset("cpu-small-finetune")
+    _, mean4 = training.load_preset("cpu-small-mean4")
+    _, small = training.load_preset("cpu-small")
+    assert finetune.g_lr_scale < small.g_lr_scale and finetune.ema_std > small.ema_std
+    assert mean4.mean_scale == 4.0 and mean4.g_lr_scale == finetune.g_lr_scale

@@ -16,7 +16,7 @@ from tasks import available_tasks, load_task
 EXAMPLES = """
 \b
 Examples:
-  ncvsd-degrade examples/castle.png                   # every task, into ./degraded
+  ncvsd-degrade examples/tiger.png                    # every task, into ./degraded
   ncvsd-degrade photo.png --task sr4x --task box_inpainting --out-dir out --seed 3
 """
 

@@ -12,12 +12,11 @@ import torch
 
 from ncvsd_inverse import metrics
 from ncvsd_inverse.api import load_model, solve
-from ncvsd_inverse.checkpoints import CheckpointError
 from ncvsd_inverse.cli.common import user_errors
 from ncvsd_inverse.files import atomic_write_text
-from ncvsd_inverse.io import ImageReadError, read_image, write_image
+from ncvsd_inverse.io import ImageReadError, read_image, read_mask, write_image
 from ncvsd_inverse.sampling import PRECISIONS
-from operators import ImageTooSmallError, mask_from_image
+from operators import ImageTooSmallError
 from tasks import available_tasks, load_task
 
 #: Smallest clean image the solver accepts (height and width, pixels).
@@ -97,16 +96,25 @@ def _scores(estimate: torch.Tensor, clean: torch.Tensor, lpips_weights) -> dict:
 @click.command(epilog=EXAMPLES)
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--task", metavar="NAME", help="Task preset: " + ", ".join(available_tasks()) + ".")
-@click.option("--preset", type=click.Path(dir_okay=False, path_type=Path), help="Task preset YAML file (instead of --task).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Output image (default: <stem>_<task>.png beside IMAGE).")
+@click.option("--preset", type=click.Path(dir_okay=False, path_type=Path),
+              help="Task preset YAML file (instead of --task).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Output image (default: <stem>_<task>.png beside IMAGE).")
 @click.option("--mask", type=click.Path(dir_okay=False, path_type=Path), help="Inpainting mask image (white = known).")
 @click.option("--kernel", type=click.Path(dir_okay=False, path_type=Path), help="Blur kernel (.npy or image).")
-@click.option("--simulate", is_flag=True, help="IMAGE is clean: degrade it (seeded), solve, and score the result (SR crops it to a multiple of the factor).")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the scores, NFE and seconds as JSON.")
-@click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True, help="Posterior samples; the output is their mean.")
-@click.option("--save-samples", type=click.Path(file_okay=False, path_type=Path), help="Folder for the individual samples.")
-@click.option("--save-std", type=click.Path(dir_okay=False, path_type=Path), help="Uncertainty map (per-pixel std, colour-mapped PNG).")
-@click.option("--model", type=click.Path(path_type=Path), help="Generator checkpoint or ncvsd-distill run folder (default: shipped model).")
+@click.option("--simulate", is_flag=True,
+              help="IMAGE is clean: degrade it (seeded), solve, and score the result "
+                   "(SR crops it to a multiple of the factor).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the scores, NFE and seconds as JSON.")
+@click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Posterior samples; the output is their mean.")
+@click.option("--save-samples", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the individual samples.")
+@click.option("--save-std", type=click.Path(dir_okay=False, path_type=Path),
+              help="Uncertainty map (per-pixel std, colour-mapped PNG).")
+@click.option("--model", type=click.Path(path_type=Path),
+              help="Generator checkpoint or ncvsd-distill run folder (default: shipped model).")
 @click.option("--prior", type=click.Choice(["ncvsd", "teacher"]), default="ncvsd", show_default=True,
               help="Prior step: the generative denoiser, or the teacher's deterministic denoiser (ablation).")
 @click.option("--steps", type=click.IntRange(min=1), help="Sampler steps (= network evaluations).")
@@ -114,8 +122,10 @@ def _scores(estimate: torch.Tensor, clean: torch.Tensor, lpips_weights) -> dict:
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
               help="Network arithmetic; bfloat16 is ~1.8x faster on CPUs with AVX512-BF16.")
-@click.option("--likelihood-scale", type=click.FloatRange(min=0, min_open=True), help="Likelihood scale s (overrides the preset).")
-@click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), help="torchvision AlexNet weights file for LPIPS.")
+@click.option("--likelihood-scale", type=click.FloatRange(min=0, min_open=True),
+              help="Likelihood scale s (overrides the preset).")
+@click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path),
+              help="torchvision AlexNet weights file for LPIPS.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--list-tasks", is_flag=True, help="List the task presets and exit.")
 def main(image, task, preset, output, mask, kernel, simulate, report, runs, save_samples, save_std, model, prior,
@@ -151,9 +161,10 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
         else:
             clean_shape = spec.clean_shape(tuple(observed.shape))
         if min(clean_shape[-2:]) < MIN_CLEAN_SIZE:
-            raise ImageTooSmallError(f"{image}: image too small: the restored image would be {clean_shape[-2]}x{clean_shape[-1]}; "
+            raise ImageTooSmallError(f"{image}: image too small: the restored image would be "
+                                     f"{clean_shape[-2]}x{clean_shape[-1]}; "
                                      f"the solver needs at least {MIN_CLEAN_SIZE}x{MIN_CLEAN_SIZE}")
-        mask_tensor = mask_from_image(mask) if mask is not None else None
+        mask_tensor = read_mask(mask) if mask is not None else None
         kernel_tensor = _read_kernel(kernel, clean_shape) if kernel is not None else None
         operator = spec.build_operator(clean_shape, mask=mask_tensor, kernel=kernel_tensor)
         if simulate:

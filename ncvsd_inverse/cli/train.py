@@ -13,7 +13,6 @@ import click
 import torch
 
 from ncvsd_inverse import training
-from ncvsd_inverse.checkpoints import CheckpointError
 from ncvsd_inverse.cli.common import user_errors
 from ncvsd_inverse.io import list_images, read_name_list
 from ncvsd_inverse.models import load_teacher
@@ -123,8 +122,9 @@ def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, res
         dataset = _dataset(data, cfg.patch, network.img_channels, exclude, quiet, env)
         val_images = None
         if val_data is not None:
-            val_set = training.PatchDataset(val_data, cfg.val_patch, network.img_channels, files=read_name_list(val_list))
-            val_images = val_set.batch(cfg.val_images, torch.Generator().manual_seed(12345))
+            val_set = training.PatchDataset(val_data, cfg.val_patch, network.img_channels,
+                                            files=read_name_list(val_list))
+            val_images = val_set.batch(cfg.val_images, torch.Generator().manual_seed(training.VALIDATION_SEED))
         extra = {"teacher_checkpoint": str(teacher_path),
                  "data": str(data), "images": dataset.names, "preset": str(preset)}
         try:

@@ -1,8 +1,8 @@
 """Summarise the GPU lever runs of ``gpu_long.sh`` and pick the generators worth bringing back.
 
-Usage: ``python benchmarks/levers/gpu_collect.py candidates WORK`` prints, one per line, the
+Usage: ``python lab/levers/gpu_collect.py candidates WORK`` prints, one per line, the
 checkpoints to validate with the PnP presets (per run: the best in-training diagnostic, the last
-two validated steps), and ``python benchmarks/levers/gpu_collect.py collect WORK OUT`` writes
+two validated steps), and ``python lab/levers/gpu_collect.py collect WORK OUT`` writes
 ``OUT/summary.{json,md}``, exports up to ``--max-exports`` generators as ``OUT/<run>-<step>.safetensors``
 (the best PnP score of each run first, then the next best overall) and packs the logs, stats and
 PnP JSONs into ``OUT/results.tar.gz``.

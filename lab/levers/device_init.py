@@ -4,9 +4,10 @@ A distillation checkpoint (57 MB with its optimiser moments) does not fit beside
 data in what travels to the device machine (64 MiB). The shipped generator file already holds
 the generator's EMA weights, so only the fake score has to travel:
 
-    python benchmarks/levers/device_init.py split runs/ft-lowlr/checkpoint-0004200.safetensors .devcarry/fake-4200.safetensors
+    python lab/levers/device_init.py split runs/ft-lowlr/checkpoint-0004200.safetensors \
+        .devcarry/fake-4200.safetensors
     # on the device machine:
-    python benchmarks/levers/device_init.py join .devcarry/fake-4200.safetensors \\
+    python lab/levers/device_init.py join .devcarry/fake-4200.safetensors \\
         ncvsd_inverse/default_model/generator.safetensors /tmp/init.safetensors
     ncvsd-distill ... --init-from /tmp/init.safetensors
 

@@ -1,6 +1,6 @@
 """Average the EMA generators of several checkpoints of one distillation run (a longer EMA after the fact).
 
-Usage: ``python benchmarks/levers/average_checkpoints.py runs/ncvsd3/checkpoint-0000600.safetensors
+Usage: ``python lab/levers/average_checkpoints.py runs/ncvsd3/checkpoint-0000600.safetensors
 runs/ncvsd3/checkpoint-0000800.safetensors runs/ncvsd3/checkpoint-0001000.safetensors --out runs/avg``
 writes ``runs/avg/generator.safetensors``: the ``ema.generator.*`` tensors averaged with equal weights,
 the config of the last checkpoint plus ``averaged_from``. ``load_model`` and ``tune_solver.py --model``

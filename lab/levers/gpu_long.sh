@@ -1,13 +1,13 @@
 #!/bin/bash
 # Long distillation levers on a lent GPU (issue 5), as one call of the device tool:
-#   1. the four benchmarks/levers/gpu-long-*.yaml distillations (or PRESETS) from the shipped teacher, side
+#   1. the four lab/levers/gpu-long-*.yaml distillations (or PRESETS) from the shipped teacher, side
 #      by side on the one GPU, each stopped by SIGTERM after TRAIN_S seconds (it checkpoints; --resume
 #      continues); with INIT=CHECKPOINT each starts from it (--init-from; see device_init.py);
 #   2. the shipped PnP presets (8 validation crops of 128x128, mean of 4 runs, bfloat16, as on the CPU)
 #      on the shipped generator and on each run's candidate checkpoints (gpu_collect.py candidates),
 #      all stopped after EVAL_S seconds;
 #   3. gpu_collect.py collect: summary table, up to 6 exported generators and a tarball of logs/stats in $OUT.
-# Local dry run (CPU): OUT=/tmp/o WORK=/tmp/w TRAIN_S=60 EVAL_S=60 EXTRA="--steps 2 --device cpu" PRESETS=benchmarks/levers/gpu-long-base.yaml bash benchmarks/levers/gpu_long.sh
+# Local dry run (CPU): OUT=/tmp/o WORK=/tmp/w TRAIN_S=60 EVAL_S=60 EXTRA="--steps 2 --device cpu" PRESETS=lab/levers/gpu-long-base.yaml bash lab/levers/gpu_long.sh
 set -u
 DATA=${DATA:-.devcarry/cbsd432}
 WORK=${WORK:-/tmp/gpu-work}
@@ -16,7 +16,7 @@ TRAIN_S=${TRAIN_S:-310}
 EVAL_S=${EVAL_S:-140}
 EXTRA=${EXTRA:-}
 INIT=${INIT:-}
-PRESETS=${PRESETS:-benchmarks/levers/gpu-long-*.yaml}
+PRESETS=${PRESETS:-lab/levers/gpu-long-*.yaml}
 TEACHER=ncvsd_inverse/default_model/teacher.safetensors
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$WORK/pnp" "$OUT"
@@ -42,10 +42,10 @@ evaluate() {  # label, model argument(s): the five tasks in order, whatever fini
 }
 export -f evaluate; export DATA WORK
 OMP_NUM_THREADS=1 timeout -k 10 "$EVAL_S" bash -c 'evaluate shipped' &
-python benchmarks/levers/gpu_collect.py candidates "$WORK" >"$WORK/candidates.txt"
+python lab/levers/gpu_collect.py candidates "$WORK" >"$WORK/candidates.txt"
 while read -r label checkpoint; do
   OMP_NUM_THREADS=1 timeout -k 10 "$EVAL_S" bash -c "evaluate $label --model $checkpoint" &
 done <"$WORK/candidates.txt"
 wait
-python benchmarks/levers/gpu_collect.py collect "$WORK" "$OUT"
+python lab/levers/gpu_collect.py collect "$WORK" "$OUT"
 ls -la "$OUT"

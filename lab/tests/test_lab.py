@@ -1,0 +1,80 @@
+"""Tests of the lab's scripts (not part of CI): ``python -m pytest lab/tests``."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "lab" / "levers"))
+sys.path.insert(0, str(ROOT / "tests"))
+DATA = ROOT / "tests" / "data"
+pytest_plugins = ["conftest"]
+
+
+def test_average_checkpoints_gives_the_mean_generator(tmp_path):
+    import torch
+
+    from average_checkpoints import average_generators
+
+    from ncvsd_inverse.checkpoints import save_checkpoint
+    from ncvsd_inverse.models import load_generator
+    from ncvsd_inverse.networks import ConditionalDenoiser, GenerativeDenoiser, UNetConfig, build_teacher
+
+    network = UNetConfig(img_channels=3, model_channels=8, channel_mult=(1, 2), num_blocks=1)
+    config = {"network": {"img_channels": 3, "model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1,
+                          "attn_levels": []}, "distill": {"gamma": 0.414}}
+    states = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        generator = GenerativeDenoiser(ConditionalDenoiser.init_from(build_teacher(network), "cond"))
+        states.append({f"ema.generator.{k}": v for k, v in generator.state_dict().items()})
+        (tmp_path / "run").mkdir(exist_ok=True)
+        save_checkpoint(tmp_path / "run", seed, states[-1], config)
+    sources = [tmp_path / "run" / f"checkpoint-{s:07d}.safetensors" for s in (1, 2)]
+    averaged = load_generator(average_generators(sources, tmp_path / "avg"))
+    for name, value in averaged.state_dict().items():
+        expected = (states[0][f"ema.generator.{name}"] + states[1][f"ema.generator.{name}"]) / 2
+        assert torch.allclose(value, expected, atol=1e-6), name
+    with pytest.raises(SystemExit, match="no ema.generator"):
+        (tmp_path / "teacher").mkdir()
+        save_checkpoint(tmp_path / "teacher", 1, {"ema.teacher.w": torch.zeros(1)}, config)
+        average_generators([tmp_path / "teacher" / "checkpoint-0000001.safetensors"], tmp_path / "avg2")
+
+
+def test_device_init_joins_an_export_and_a_fake_score_into_a_startable_checkpoint(tiny_models, tmp_path):
+    """split + join: the joined checkpoint holds the exported generator (raw and EMA) and the run's
+    fake score, no optimiser state, and ``Run.load`` starts from it at the run's step."""
+    import dataclasses
+
+    import torch
+
+    import device_init
+
+    from ncvsd_inverse import training
+    from ncvsd_inverse.checkpoints import read_checkpoint
+    from ncvsd_inverse.cli.export import export_model
+    from ncvsd_inverse.models import load_teacher
+
+    _, generator_dir = tiny_models
+    source, source_meta = read_checkpoint(generator_dir)
+    exported = export_model(generator_dir, "generator", tmp_path / "export")
+    device_init.split(generator_dir / "latest.safetensors", tmp_path / "fake.safetensors")
+    device_init.join(tmp_path / "fake.safetensors", exported, tmp_path / "init.safetensors")
+    joined, meta = read_checkpoint(tmp_path / "init.safetensors")
+    assert meta["step"] == source_meta["step"] and not any(k.startswith("opt.") for k in joined)
+    for name, value in source.items():
+        if name.startswith(("fake.", "ema.generator.")):
+            assert torch.equal(joined[name], value), name
+        if name.startswith("ema.generator."):
+            assert torch.equal(joined["generator." + name[len("ema.generator."):]], value), name
+
+    _, cfg = training.load_preset("tiny")
+    teacher = load_teacher(tiny_models[0])
+    g, f, _ = training.build_distillation_nets(teacher, cfg)
+    run = training.distill(teacher, g, f, training.PatchDataset(DATA, cfg.patch),
+                           dataclasses.replace(cfg, steps=source_meta["step"] + 1, val_every=100), tmp_path / "ft",
+                           quiet=True, init_from=tmp_path / "init.safetensors")
+    assert run.step == source_meta["step"] + 1
+    with pytest.raises(SystemExit, match="not a distillation checkpoint"):
+        device_init.split(tiny_models[0] / "latest.safetensors", tmp_path / "x.safetensors")
