@@ -39,8 +39,8 @@ def in_chunks(fn, chunk: int = 8):
 
 def teacher_sampler(teacher, steps: int):
     """The teacher's ancestral posterior sampler with a generator's call signature."""
-    def sample(y, level, generator=None):
-        return ancestral_posterior_sample(teacher, y, float(level.flatten()[0]), steps, generator=generator)
+    def sample(y, level, rng=None):
+        return ancestral_posterior_sample(teacher, y, float(level.flatten()[0]), steps, rng=rng)
     return sample
 
 

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from ncvsd_inverse import load_model, metrics, solve
 from ncvsd_inverse.io import list_images, read_image, read_name_list, write_image
+from ncvsd_inverse.problem import simulate_problem
 from ncvsd_inverse.sampling import PRECISIONS
 from operators import Blur, Inpainting, SuperResolution, measurement_to_deepinv, to_deepinv
 from tasks import load_task
@@ -85,16 +86,17 @@ def score(estimate: torch.Tensor, clean: torch.Tensor) -> dict:
 
 def run_image(task, clean, seed, methods, generator, teacher, runs, overrides) -> tuple[dict, dict]:
     """Scores and estimates of every method on one image, all from the same measurement."""
-    operator = task.build_operator(clean.shape)
-    y = operator.measure(clean, task.sigma_y, torch.Generator().manual_seed(seed))
+    problem, clean = simulate_problem(clean, task, seed, runs=runs, steps=overrides.get("steps"))
+    operator, y = problem.operator, problem.measurement
+    precision = overrides.get("precision", "float32")
     scores, images = {}, {}
     if "ncvsd" in methods:
-        result = solve(y, task, model=generator, runs=runs, seed=seed, **overrides)
+        result = solve(problem, model=generator, runs=runs, seed=seed, precision=precision)
         for name, estimate in (("ncvsd (1 sample)", result.samples[0]), (f"ncvsd (mean of {runs})", result.mean)):
             scores[name] = {**score(estimate, clean), "nfe": result.nfe, "seconds": result.seconds}
             images[name] = estimate
     if "teacher" in methods:
-        result = solve(y, task, model=teacher, prior="teacher", runs=1, seed=seed, **overrides)
+        result = solve(problem, model=teacher, prior="teacher", runs=1, seed=seed, precision=precision)
         scores["teacher prior (ablation)"] = {**score(result.mean, clean), "nfe": result.nfe, "seconds": result.seconds}
         images["teacher prior (ablation)"] = result.mean
     if "classical" in methods:

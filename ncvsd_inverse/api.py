@@ -1,23 +1,43 @@
-"""The Python API: ``solve`` an inverse problem with a preset task, ``load_model`` a generator."""
+"""The Python API: ``solve`` an inverse problem with a preset task (or a deepinv physics),
+``load_model`` a generator or teacher."""
 
 from __future__ import annotations
 
-import os
+import dataclasses
 from pathlib import Path
 
 import torch
 
+from operators import deepinv_noise_sigma, from_deepinv, measurement_from_deepinv
+from tasks import SAMPLER_FIELDS, Task, task_from_dict
+
 from .checkpoints import CheckpointError
 from .models import load_generator, load_teacher
+from .problem import Problem, check_size, pose_problem, with_sampler_settings
 from .sampling import DenoiserPrior, GenerativePrior, PosteriorResult, pnp_sigmas, posterior_sample
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
-#: Largest image the solver accepts, in megapixels summed over the batched runs (CPU memory guard).
-MAX_MEGAPIXELS = float(os.environ.get("NCVSD_MAX_MEGAPIXELS", "16"))
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a torch device (None: cuda if present, else cpu). Raises ``ValueError`` in one
+    line for a malformed name or a CUDA device this machine does not have."""
+    if device is None:
+        return default_device()
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"unknown device {str(device)!r} ({error}); use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device}: this machine has no CUDA GPU that torch can use; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
 
 
 def load_model(path: str | Path | None = None, kind: str = "generator", device=None):
@@ -26,7 +46,7 @@ def load_model(path: str | Path | None = None, kind: str = "generator", device=N
     ``kind="generator"``: the NCVSD :class:`GenerativeDenoiser` (``G(y, sigma)``);
     ``kind="teacher"``: the EDM :class:`Denoiser` (``D(x, sigma)``).
     """
-    device = device or default_device()
+    device = resolve_device(device)
     if kind not in ("generator", "teacher"):
         raise ValueError(f"kind must be 'generator' or 'teacher', got {kind!r}")
     if path is None:
@@ -46,77 +66,78 @@ def model_channels(model) -> int | None:
     return None
 
 
-def check_memory(clean_shape: tuple[int, ...], chains: int) -> None:
-    """Refuse problems larger than :data:`MAX_MEGAPIXELS` (runs x N x H x W)."""
-    megapixels = chains * clean_shape[0] * clean_shape[-2] * clean_shape[-1] / 1e6
-    if megapixels > MAX_MEGAPIXELS:
-        side = int((MAX_MEGAPIXELS * 1e6 / chains) ** 0.5)
-        raise ValueError(f"{clean_shape[-2]}x{clean_shape[-1]} with {chains} chain(s) is {megapixels:.1f} megapixels; "
-                         f"the limit is {MAX_MEGAPIXELS:g} (about {side}x{side} per chain): use fewer runs, crop the "
-                         f"image, or raise NCVSD_MAX_MEGAPIXELS")
-
-
-def initial_image(operator, y: torch.Tensor, init: str, sigma_y: float) -> torch.Tensor | None:
-    """The solver's start ``x_init`` (DESIGN 3.6: ``u_0 = x_init + sigma_max z``).
-
-    ``"zero"``: None (zeros); ``"pseudo_inverse"``: ``A^+ y``; ``"classical"``: the operator's
-    classical reconstruction (bicubic, biharmonic, Wiener), which the prior then refines.
-    """
-    if init == "pseudo_inverse":
-        return operator.pseudo_inverse(y)
-    if init == "classical":
-        return operator.classical_estimate(y, sigma_y)
-    return None
-
-
-def solve(measurement: torch.Tensor, task="sr4x", model=None, runs: int = 1, steps: int | None = None,
-          seed: int = 0, device=None, prior: str = "ncvsd", mask=None, kernel=None, progress: bool = False,
-          keep_trajectory: bool = False, precision: str = "float32", **overrides) -> PosteriorResult:
+def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=None, runs: int = 1,
+          steps: int | None = None, seed: int = 0, device=None, prior: str = "ncvsd", mask=None, kernel=None,
+          physics=None, progress: bool = False, callback=None, precision: str = "float32",
+          **overrides) -> PosteriorResult:
     """Recover clean images from ``measurement`` with PnP-GD (DESIGN 3.6).
 
     measurement: ``(N, C, h, w)`` degraded image(s) in [-1, 1] (for ``sr4x`` the low-resolution
-      image; for inpainting the damaged image; for phase retrieval the Fourier magnitudes).
+      image; for inpainting the damaged image; for phase retrieval the Fourier magnitudes), or a
+      :class:`~ncvsd_inverse.problem.Problem` already posed (then ``task``, ``mask``, ``kernel``,
+      ``steps`` and ``overrides`` are its own).
     task: preset name (``"sr4x"``), YAML path or :class:`tasks.Task`.
     model: None (shipped default), a path, or a loaded GenerativeDenoiser (Denoiser with
       ``prior="teacher"``).
     runs: independent posterior samples per image; ``steps``: prior steps (= NFE); ``seed``.
     prior: ``"ncvsd"`` (generative denoiser) or ``"teacher"`` (deterministic ablation).
     mask / kernel: replace the preset's inpainting mask ((H, W), 1 = known) or blur kernel.
-    precision: ``"float32"`` or ``"bfloat16"`` (network under autocast: ~1.8x faster at 256x256
-      on CPUs with AVX512-BF16; validation PSNR moved by 0.01 dB, see the model card).
+    physics: a deepinv ``LinearPhysics`` instead of the task's operator, with ``measurement`` in
+      deepinv's [0, 1] units and its noise ``physics.noise_model.sigma``; the task then gives only
+      the sampler settings and the result is in [0, 1] (see :func:`solve_deepinv`).
+    callback: called after every step with a dict (see :func:`~ncvsd_inverse.sampling.posterior_sample`).
+    precision: ``"float32"`` or ``"bfloat16"`` (network under autocast: faster only on CPUs with
+      native bf16, see :func:`~ncvsd_inverse.sampling.native_bfloat16`).
     overrides: sampler settings (``likelihood_scale``, ``sigma_max``, ``sigma_min``, ``rho``,
       ``ema_sigma``, ``ema_decay``, ``init``, ``restarts``); None values are ignored.
     Returns a :class:`PosteriorResult`: ``samples`` (runs, N, C, H, W), ``mean`` and ``std``
     (N, C, H, W) in [-1, 1] units, ``nfe``, ``seconds``, ...
     """
-    from tasks import SAMPLER_FIELDS, load_task, task_from_dict
-
-    task = load_task(task)
-    unknown = sorted(set(overrides) - set(SAMPLER_FIELDS))
-    if unknown:
-        raise ValueError(f"unknown sampler setting {unknown[0]!r}; known: {', '.join(sorted(SAMPLER_FIELDS))}")
-    settings = {**task.sampler, **{k: v for k, v in overrides.items() if v is not None}}
-    if steps is not None:
-        settings["steps"] = steps
-    task = task_from_dict({**task.to_dict(), "sampler": settings}, task.source)  # validates the overrides
-    settings = task.sampler
+    if physics is not None:
+        if mask is not None or kernel is not None:
+            raise ValueError(f"the {'mask' if mask is not None else 'kernel'} belongs to the deepinv physics; "
+                             "do not pass it with physics=")
+        return solve_deepinv(measurement, physics, task, model=model, runs=runs, steps=steps, seed=seed,
+                             device=device, prior=prior, progress=progress, callback=callback,
+                             precision=precision, **overrides)
     if prior not in ("ncvsd", "teacher"):
         raise ValueError(f"prior must be 'ncvsd' or 'teacher', got {prior!r}")
-    if runs < 1:
-        raise ValueError(f"runs must be >= 1, got {runs}")
-    device = torch.device(device) if device is not None else default_device()
-    kind = "generator" if prior == "ncvsd" else "teacher"
+    if isinstance(measurement, Problem):
+        if steps is not None or mask is not None or kernel is not None or overrides:
+            raise ValueError("a posed Problem carries its own steps, mask, kernel and sampler settings")
+        problem = measurement
+    else:
+        problem = pose_problem(measurement, task, mask=mask, kernel=kernel, runs=runs, steps=steps, **overrides)
+    check_size(problem.clean_shape, runs * problem.settings["restarts"])
+    device = resolve_device(device)
     if model is None or isinstance(model, (str, Path)):
-        model = load_model(model, kind, device)
-    y = measurement.to(device=device, dtype=torch.float32)
-    clean_shape = task.clean_shape(tuple(y.shape))
-    check_memory(clean_shape, runs * settings["restarts"])
-    operator = task.build_operator(clean_shape, mask=mask, kernel=kernel)
+        model = load_model(model, "generator" if prior == "ncvsd" else "teacher", device)
+    problem = problem.to(device)
+    settings = problem.settings
     step = (GenerativePrior if prior == "ncvsd" else DenoiserPrior)(model, model_channels(model), precision)
-    generator = torch.Generator(device=device).manual_seed(seed)
+    rng = torch.Generator(device=device).manual_seed(seed)
     sigmas = pnp_sigmas(settings["steps"], settings["sigma_max"], settings["sigma_min"], settings["rho"], device)
-    x_init = initial_image(operator, y, settings["init"], task.sigma_y)
-    return posterior_sample(step, operator, y, sigmas, settings["likelihood_scale"], runs=runs,
-                            restarts=settings["restarts"], x_init=x_init, ema_sigma=settings["ema_sigma"],
-                            ema_decay=settings["ema_decay"], generator=generator,
-                            keep_trajectory=keep_trajectory, progress=progress)
+    return posterior_sample(step, problem.operator, problem.measurement, sigmas, settings["likelihood_scale"],
+                            runs=runs, restarts=settings["restarts"], x_init=problem.initial_image(),
+                            ema_sigma=settings["ema_sigma"], ema_decay=settings["ema_decay"], rng=rng,
+                            callback=callback, progress=progress)
+
+
+def solve_deepinv(measurement: torch.Tensor, physics, task: Task | str = "denoise", **kwargs) -> PosteriorResult:
+    """:func:`solve` for a deepinv user: a ``LinearPhysics`` and its measurement in deepinv's
+    conventions (images in [0, 1], noise ``physics.noise_model.sigma`` in [0, 1] units).
+
+    The measurement is converted to ours (``y = 2 y_d - A 1``, ``sigma_y = 2 sigma_d``; see
+    :mod:`operators.deepinv_bridge`), the physics becomes the operator (its closed-form
+    ``prox_l2`` where deepinv has one) and ``task`` supplies only the sampler settings. The
+    returned samples and mean are in [0, 1], the std in [0, 1] units. ``kwargs``: as for :func:`solve`.
+    """
+    runs, steps = kwargs.pop("runs", 1), kwargs.pop("steps", None)
+    sampler = {k: kwargs.pop(k) for k in list(kwargs) if k in SAMPLER_FIELDS}
+    operator = from_deepinv(physics)
+    y = measurement_from_deepinv(physics, measurement)
+    task = with_sampler_settings(task, steps, **sampler)
+    task = task_from_dict({**task.to_dict(), "sigma_y": 2 * deepinv_noise_sigma(physics)}, task.source)
+    result = solve(Problem(task, operator, y), runs=runs, **kwargs)
+    return dataclasses.replace(result, samples=(result.samples + 1) / 2, mean=(result.mean + 1) / 2,
+                               std=result.std / 2, measurement=measurement)

@@ -62,7 +62,7 @@ def denoising_diagnostic(teacher: Callable, clean: Tensor, sigma: float, generat
                                     "mmse_lpips": mean_lpips(denoised, clean)}
     if generator_net is None:
         return row
-    draws = torch.stack([generator_net(y, level, generator=rng) for _ in range(samples)])
+    draws = torch.stack([generator_net(y, level, rng=rng) for _ in range(samples)])
     row.update({"one_psnr": float(psnr(draws[0], clean).mean()), "mean_psnr": float(psnr(draws.mean(0), clean).mean()),
                 "one_lpips": mean_lpips(draws[0], clean), "mean_lpips": mean_lpips(draws.mean(0), clean),
                 "sharpness": float(sharpness(draws[0], clean).mean())})

@@ -83,7 +83,7 @@ def karras_sigmas(steps: int, sigma_max: float = SIGMA_MAX, sigma_min: float = S
     return ((hi + ramp * (lo - hi)) ** rho).float().to(device)
 
 
-def lognormal_sigma(shape: int, p_mean: float, p_std: float, generator=None, device="cpu") -> Tensor:
+def lognormal_sigma(shape: int, p_mean: float, p_std: float, rng=None, device="cpu") -> Tensor:
     """``ln t ~ N(p_mean, p_std^2)``, a ``(shape,)`` tensor (DESIGN 3.1)."""
-    return (torch.randn(shape, generator=generator, device=device) * p_std + p_mean).exp()
+    return (torch.randn(shape, generator=rng, device=device) * p_std + p_mean).exp()
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .edm import NOISE_INFLATION, SIGMA_DATA, as_level, denoising_posterior, edm_precond
+from .edm import NOISE_INFLATION, SIGMA_DATA, as_level, edm_precond
 
 Tensor = torch.Tensor
 
@@ -398,32 +398,13 @@ class GenerativeDenoiser(nn.Module):
         return self.net.sigma_data
 
     def forward(self, y: Tensor, sigma: float | Tensor, z: Tensor | None = None,
-                generator: torch.Generator | None = None, return_logvar: bool = False):
+                rng: torch.Generator | None = None, return_logvar: bool = False):
         sigma = as_level(sigma, y)
         if z is None:
-            z = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+            z = torch.randn(y.shape, generator=rng, device=y.device, dtype=y.dtype)
         sigma_hat = (1 + self.gamma) * sigma
         y_hat = y + (sigma_hat**2 - sigma**2).sqrt() * z
         return self.net(y_hat, sigma_hat, y, sigma, return_logvar=return_logvar)
-
-    def sample(self, y: Tensor, sigma: float | Tensor, ts: list[float] | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
-        """One sample of ``p(x | y)``; with ``ts`` (decreasing) the multi-step sampler of DESIGN 3.5.
-
-        Multi-step: ``x_t ~ N(0, t_0^2)``; for each ``t_i`` combine ``(y, sigma)`` with ``x_t`` into
-        ``(y_eff, sigma_eff)`` (DESIGN 3.2), draw ``x_0 = G(y_eff, sigma_eff)``, then re-noise to
-        ``t_{i+1}``. ``len(ts)`` network evaluations.
-        """
-        if not ts:
-            return self(y, sigma, generator=generator)
-        sigma = as_level(sigma, y)
-        x_t = ts[0] * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
-        for i, t in enumerate(ts):
-            y_eff, sigma_eff = denoising_posterior(y, sigma, x_t, as_level(t, y))
-            x0 = self(y_eff, sigma_eff, generator=generator)
-            if i + 1 < len(ts):
-                x_t = x0 + ts[i + 1] * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
-        return x0
 
 
 class Discriminator(nn.Module):

@@ -1,7 +1,7 @@
 """Sampling with generative denoisers: zero-shot posterior sampling (PnP-GD, DESIGN 3.6) and
 unconditional generation (DESIGN 3.5).
 
-A *prior step* is any callable ``prior(u, sigma, generator) -> x``: one network evaluation that
+A *prior step* is any callable ``prior(u, sigma, rng) -> x``: one network evaluation that
 turns a noisy image ``u`` at level ``sigma`` into a clean estimate. :class:`GenerativePrior`
 draws a sample with a :class:`GenerativeDenoiser`; :class:`DenoiserPrior` (the ablation) returns
 the deterministic MMSE estimate of a teacher.
@@ -10,18 +10,51 @@ the deterministic MMSE estimate of a teacher.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
+import warnings
+from pathlib import Path
 from typing import Callable
 
 import torch
 from tqdm import tqdm
 
-from .edm import SIGMA_MAX, SIGMA_MIN, as_level, karras_sigmas
+from .edm import SIGMA_MAX, SIGMA_MIN, as_level, denoising_posterior, karras_sigmas
 from .networks import GenerativeDenoiser
 
 Tensor = torch.Tensor
+class NonFiniteError(FloatingPointError):
+    """A sampler step produced NaN or Inf (the message names the step and its noise level)."""
+
+
 #: Arithmetic of the network evaluations (the likelihood steps are always float32).
 PRECISIONS = ("float32", "bfloat16")
+
+
+@functools.lru_cache(maxsize=None)
+def native_bfloat16(device_type: str = "cpu") -> bool:
+    """Whether bfloat16 arithmetic is native on this machine's ``device_type``.
+
+    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: the AVX512-BF16 or AMX-BF16 instructions
+    (read from ``/proc/cpuinfo``; oneDNN uses them for bf16 convolutions). Without them torch
+    emulates bf16 on a CPU: measured 85x slower than float32 for a 256x256 network call on an
+    AVX2-only 2-core CPU, where an AVX512-BF16 CPU of the same class ran it 1.8x faster.
+    """
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_emulated_bfloat16(device_type: str) -> None:
+    warnings.warn(f"bfloat16 is not native on this {device_type} (no AVX512-BF16/AMX on a CPU): the network runs "
+                  "emulated, many times slower than float32; use precision float32", RuntimeWarning, stacklevel=4)
 
 
 class GenerativePrior:
@@ -30,8 +63,8 @@ class GenerativePrior:
     ``channels``: the model's channel count. Gray images are replicated to 3 channels for an RGB
     model and the result averaged back to gray; colour images given to a gray model are denoised
     channel by channel. ``precision``: ``"float32"`` (default) or ``"bfloat16"`` (the network
-    under autocast; the result is float32). bfloat16 pays only on CPUs with native bf16
-    (AVX512-BF16 or AMX); without it, it is many times slower.
+    under autocast; the result is float32). bfloat16 pays only where it is native
+    (:func:`native_bfloat16`); elsewhere it warns, because emulated bf16 is many times slower.
     ``max_batch``: the most images per network call (runs are split into calls of that size;
     None: all at once, the default on GPUs). On a CPU one image per call is fastest, because
     the activations of a batch overflow the caches (measured 1.5x at 256x256 on 2 cores), so
@@ -48,47 +81,49 @@ class GenerativePrior:
         self.model, self.channels, self.precision, self.calls, self.seconds = model, channels, precision, 0, 0.0
         self.max_batch = max_batch
 
-    def _network(self, u: Tensor, sigma: Tensor, generator) -> Tensor:
+    def _network(self, u: Tensor, sigma: Tensor, rng) -> Tensor:
+        if self.precision == "bfloat16" and not native_bfloat16(u.device.type):
+            _warn_emulated_bfloat16(u.device.type)
         if self.precision == "float32":
-            return self._evaluate_in_chunks(u, sigma, generator)
+            return self._evaluate_in_chunks(u, sigma, rng)
         with torch.autocast(u.device.type, dtype=torch.bfloat16):
-            return self._evaluate_in_chunks(u, sigma, generator).float()
+            return self._evaluate_in_chunks(u, sigma, rng).float()
 
-    def _evaluate_in_chunks(self, u: Tensor, sigma: Tensor, generator) -> Tensor:
+    def _evaluate_in_chunks(self, u: Tensor, sigma: Tensor, rng) -> Tensor:
         size = self.max_batch or (1 if u.device.type == "cpu" else u.shape[0])
-        noise = self._draw_noise(u, generator)
-        if size >= u.shape[0] or (noise is None and self._needs_generator):
-            return self._evaluate(u, sigma, generator, noise)
-        parts = [self._evaluate(u[i:i + size], sigma[i:i + size], generator,
+        noise = self._draw_noise(u, rng)
+        if size >= u.shape[0] or (noise is None and self._needs_rng):
+            return self._evaluate(u, sigma, rng, noise)
+        parts = [self._evaluate(u[i:i + size], sigma[i:i + size], rng,
                                 None if noise is None else noise[i:i + size]) for i in range(0, u.shape[0], size)]
         return torch.cat(parts)
 
     @property
-    def _needs_generator(self) -> bool:
+    def _needs_rng(self) -> bool:
         return True
 
-    def _draw_noise(self, u: Tensor, generator) -> Tensor | None:
+    def _draw_noise(self, u: Tensor, rng) -> Tensor | None:
         """The generator's noise ``z`` for the whole batch, where the model takes it (a
         :class:`GenerativeDenoiser`), so that splitting the batch keeps the random stream."""
         if not isinstance(self.model, GenerativeDenoiser):
             return None
-        return torch.randn(u.shape, generator=generator, device=u.device, dtype=u.dtype)
+        return torch.randn(u.shape, generator=rng, device=u.device, dtype=u.dtype)
 
-    def _evaluate(self, u: Tensor, sigma: Tensor, generator, noise: Tensor | None = None) -> Tensor:
+    def _evaluate(self, u: Tensor, sigma: Tensor, rng, noise: Tensor | None = None) -> Tensor:
         if noise is not None:
             return self.model(u, sigma, z=noise)
-        return self.model(u, sigma, generator=generator)
+        return self.model(u, sigma, rng=rng)
 
-    def __call__(self, u: Tensor, sigma: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def __call__(self, u: Tensor, sigma: Tensor, rng: torch.Generator | None = None) -> Tensor:
         started = time.perf_counter()
         n, c = u.shape[:2]
         if self.channels == 3 and c == 1:  # gray image, RGB model: replicate, then average back
-            x = self._network(u.expand(-1, 3, -1, -1), sigma, generator).mean(dim=1, keepdim=True)
+            x = self._network(u.expand(-1, 3, -1, -1), sigma, rng).mean(dim=1, keepdim=True)
         elif self.channels == 1 and c > 1:  # colour image, gray model: each channel on its own
-            x = self._network(u.reshape(n * c, 1, *u.shape[2:]), sigma.repeat_interleave(c), generator)
+            x = self._network(u.reshape(n * c, 1, *u.shape[2:]), sigma.repeat_interleave(c), rng)
             x = x.reshape(u.shape)
         else:
-            x = self._network(u, sigma, generator)
+            x = self._network(u, sigma, rng)
         self.calls += 1
         self.seconds += time.perf_counter() - started
         return x
@@ -98,13 +133,13 @@ class DenoiserPrior(GenerativePrior):
     """Ablation: the teacher's deterministic MMSE estimate ``D(u, sigma)`` as the prior step."""
 
     @property
-    def _needs_generator(self) -> bool:
+    def _needs_rng(self) -> bool:
         return False
 
-    def _draw_noise(self, u: Tensor, generator) -> None:
+    def _draw_noise(self, u: Tensor, rng) -> None:
         return None
 
-    def _evaluate(self, u: Tensor, sigma: Tensor, generator, noise: Tensor | None = None) -> Tensor:
+    def _evaluate(self, u: Tensor, sigma: Tensor, rng, noise: Tensor | None = None) -> Tensor:
         return self.model(u, sigma)
 
 
@@ -121,7 +156,6 @@ class PosteriorResult:
     seconds: float            # wall time
     network_seconds: float    # time inside the prior step
     sigmas: Tensor
-    trajectory: list[Tensor] | None = None
     misfit: Tensor | None = None  # (runs, N) data misfit of the kept chains (nonlinear tasks)
 
     @property
@@ -145,8 +179,8 @@ def _ema_update(estimate: Tensor | None, x: Tensor, sigma: float, ema_sigma: flo
 @torch.inference_mode()
 def posterior_sample(prior: Callable, operator, y: Tensor, sigmas: Tensor, likelihood_scale: float,
                      runs: int = 1, restarts: int = 1, x_init: Tensor | None = None, ema_sigma: float = 0.0,
-                     ema_decay: float = 0.0, generator: torch.Generator | None = None,
-                     keep_trajectory: bool = False, progress: bool = False) -> PosteriorResult:
+                     ema_decay: float = 0.0, rng: torch.Generator | None = None,
+                     callback: Callable[[dict], None] | None = None, progress: bool = False) -> PosteriorResult:
     """PnP-GD (DESIGN 3.6): alternate one prior step and one exact likelihood step.
 
     ``u = x_init + sigma_0 z``; for each level ``x_i = prior(u, sigma_i)`` (1 NFE) and
@@ -155,7 +189,11 @@ def posterior_sample(prior: Callable, operator, y: Tensor, sigmas: Tensor, likel
     y: ``(N, ...)`` measurement; sigmas: ``(steps + 1,)`` decreasing (:func:`pnp_sigmas`);
     x_init: ``(N, C, H, W)`` starting image (default zeros); ``runs`` independent chains per
     measurement, batched; ``restarts`` chains per run of which the one with the lowest data
-    misfit ``||A(x) - y||^2`` is kept (for nonlinear problems). Returns a :class:`PosteriorResult`.
+    misfit ``||A(x) - y||^2`` is kept (for nonlinear problems). ``rng`` draws all the noise.
+    ``callback(info)`` runs after every step with ``info = {"i", "sigma", "sigma_next", "x", "u",
+    "estimate"}`` (k-diffusion's convention): step index, levels, the prior step's output, the
+    likelihood step's output and the current estimate, all ``(chains, C, H, W)``; use it for
+    progress, trajectories or early inspection. Returns a :class:`PosteriorResult`.
     """
     started = time.perf_counter()
     clean_shape = operator.clean_shape(tuple(y.shape))
@@ -165,18 +203,21 @@ def posterior_sample(prior: Callable, operator, y: Tensor, sigmas: Tensor, likel
         x_init = torch.zeros(clean_shape, device=y.device, dtype=y.dtype)
     ys = y.repeat(chains, *([1] * (y.ndim - 1)))
     start = x_init.repeat(chains, 1, 1, 1)
-    noise = torch.randn(start.shape, generator=generator, device=y.device, dtype=y.dtype)
+    noise = torch.randn(start.shape, generator=rng, device=y.device, dtype=y.dtype)
     u = start + float(sigmas[0]) * noise
     calls_before = getattr(prior, "calls", 0)
     network_before = getattr(prior, "seconds", 0.0)
-    estimate, trajectory = None, [] if keep_trajectory else None
+    estimate = None
     levels = sigmas.tolist()
     for i in tqdm(range(len(levels) - 1), disable=not progress, desc="sampling", unit="step", leave=False):
-        x = prior(u, as_level(levels[i], u).flatten(), generator)
-        u = operator.likelihood_step(x, ys, likelihood_scale, levels[i + 1], generator=generator)
+        x = prior(u, as_level(levels[i], u).flatten(), rng)
+        if not bool(torch.isfinite(x).all()):
+            raise NonFiniteError(f"step {i + 1} of {len(levels) - 1} (sigma {levels[i]:.4g}): the prior step returned "
+                                 "NaN or Inf (a broken model, a bad preset or an overflow); nothing was written")
+        u = operator.likelihood_step(x, ys, likelihood_scale, levels[i + 1], rng=rng)
         estimate = _ema_update(estimate, x, levels[i], ema_sigma, ema_decay)
-        if keep_trajectory:
-            trajectory.append(estimate.detach().cpu())
+        if callback is not None:
+            callback({"i": i, "sigma": levels[i], "sigma_next": levels[i + 1], "x": x, "u": u, "estimate": estimate})
     estimate = estimate.reshape(restarts, runs, batch, *estimate.shape[1:])
     misfit = None
     if restarts > 1:
@@ -190,14 +231,14 @@ def posterior_sample(prior: Callable, operator, y: Tensor, sigmas: Tensor, likel
     return PosteriorResult(
         samples=samples, mean=samples.mean(0), std=samples.std(0, unbiased=False), measurement=y,
         nfe=len(levels) - 1, network_calls=calls, seconds=time.perf_counter() - started,
-        network_seconds=getattr(prior, "seconds", 0.0) - network_before, sigmas=sigmas,
-        trajectory=trajectory, misfit=misfit)
+        network_seconds=getattr(prior, "seconds", 0.0) - network_before, sigmas=sigmas, misfit=misfit)
 
 
 @torch.inference_mode()
 def ancestral_posterior_sample(denoiser: Callable, y: Tensor, sigma: float, steps: int = 128,
                                sigma_min: float = SIGMA_MIN, rho: float = 7.0,
-                               generator: torch.Generator | None = None) -> Tensor:
+                               rng: torch.Generator | None = None,
+                               callback: Callable[[dict], None] | None = None) -> Tensor:
     """A reference sample of the denoising posterior ``p(x | y)``, ``y = x + sigma n``, from an
     MMSE denoiser alone (``steps`` NFE where a generative denoiser needs 1).
 
@@ -209,25 +250,50 @@ def ancestral_posterior_sample(denoiser: Callable, y: Tensor, sigma: float, step
     faithful a posterior sampler the teacher itself implies (the reference for DESIGN 3.6b).
 
     ``y``: ``(N, C, H, W)`` in [-1, 1] plus noise; returns a sample of the same shape.
+    ``callback`` gets ``{"i", "sigma", "sigma_next", "x0", "x"}`` after each step.
     """
     if steps < 2:
         raise ValueError(f"steps must be at least 2 (got {steps})")
     levels = karras_sigmas(steps, sigma, sigma_min, rho).tolist()
     x = y
-    for t, t_next in zip(levels[:-1], levels[1:]):
+    for i, (t, t_next) in enumerate(zip(levels[:-1], levels[1:])):
         x0 = denoiser(x, as_level(t, x).flatten())
         keep = (t_next / t) ** 2
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        noise = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
         x = x0 + keep * (x - x0) + t_next * (1 - keep) ** 0.5 * noise
+        if callback is not None:
+            callback({"i": i, "sigma": t, "sigma_next": t_next, "x0": x0, "x": x})
     return denoiser(x, as_level(levels[-1], x).flatten())
 
 
 @torch.inference_mode()
+def multistep_sample(model: Callable, y: Tensor, sigma: float | Tensor, ts: list[float],
+                     rng: torch.Generator | None = None, callback: Callable[[dict], None] | None = None) -> Tensor:
+    """One sample of ``p(x | y)``, ``y = x + sigma n``, by the multi-step sampler of DESIGN 3.5.
+
+    ``x_t ~ N(0, t_0^2)``; for each ``t_i`` (decreasing) combine ``(y, sigma)`` with ``x_t`` into
+    ``(y_eff, sigma_eff)`` (DESIGN 3.2), draw ``x_0 = G(y_eff, sigma_eff)`` and re-noise to
+    ``t_{i+1}``: ``len(ts)`` network evaluations. ``callback`` gets ``{"i", "t", "x0"}`` after each.
+    """
+    sigma = as_level(sigma, y)
+    x_t = ts[0] * torch.randn(y.shape, generator=rng, device=y.device, dtype=y.dtype)
+    for i, t in enumerate(ts):
+        y_eff, sigma_eff = denoising_posterior(y, sigma, x_t, as_level(t, y))
+        x0 = model(y_eff, sigma_eff, rng=rng)
+        if callback is not None:
+            callback({"i": i, "t": t, "x0": x0})
+        if i + 1 < len(ts):
+            x_t = x0 + ts[i + 1] * torch.randn(y.shape, generator=rng, device=y.device, dtype=y.dtype)
+    return x0
+
+
+@torch.inference_mode()
 def generate(model: Callable, shape: tuple[int, ...], ts: list[float] | None = None, sigma_max: float = SIGMA_MAX,
-             generator: torch.Generator | None = None, device="cpu") -> Tensor:
-    """Unconditional samples (DESIGN 3.5): one step ``G(80 z, 80)``, or the multi-step ``ts``
-    sampler with the condition ``y = 80 z`` (pure noise at level 80)."""
-    y = sigma_max * torch.randn(shape, generator=generator, device=device)
+             rng: torch.Generator | None = None, device="cpu",
+             callback: Callable[[dict], None] | None = None) -> Tensor:
+    """Unconditional samples (DESIGN 3.5): one step ``G(80 z, 80)``, or :func:`multistep_sample`
+    with ``ts`` and the condition ``y = 80 z`` (pure noise at level 80)."""
+    y = sigma_max * torch.randn(shape, generator=rng, device=device)
     if not ts:
-        return model(y, sigma_max, generator=generator)
-    return model.sample(y, sigma_max, ts=list(ts), generator=generator)
+        return model(y, sigma_max, rng=rng)
+    return multistep_sample(model, y, sigma_max, list(ts), rng, callback)

@@ -32,6 +32,18 @@ def per_sample(value: float | Tensor, like: Tensor) -> Tensor:
     return value.reshape(-1, *([1] * (like.ndim - 1)))
 
 
+def noise_scales(s: float | Tensor, r: float | Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
+    """The likelihood scale ``s`` and prior-step level ``r`` as ``(N, 1, 1, 1)`` tensors, checked:
+    both must be finite and > 0 (a zero would divide by zero in every sampler)."""
+    checked = []
+    for name, value in (("s", s), ("r", r)):
+        tensor = per_sample(value, like)
+        if not bool(torch.isfinite(tensor).all()) or bool((tensor <= 0).any()):
+            raise ValueError(f"likelihood step: {name} must be finite and > 0, got {value!r}")
+        checked.append(tensor)
+    return checked[0], checked[1]
+
+
 def batch_dot(a: Tensor, b: Tensor) -> Tensor:
     """Per-sample inner product ``<a_n, b_n>`` as an ``(N, 1, 1, 1)`` tensor."""
     return (a * b).flatten(1).sum(1).reshape(-1, *([1] * (a.ndim - 1)))
@@ -102,10 +114,10 @@ class Operator:
     def __call__(self, x: Tensor) -> Tensor:
         return self.forward(x)
 
-    def measure(self, x: Tensor, sigma_y: float, generator: torch.Generator | None = None) -> Tensor:
-        """A noisy measurement ``A(x) + sigma_y * n`` (noise drawn with ``generator``)."""
+    def measure(self, x: Tensor, sigma_y: float, rng: torch.Generator | None = None) -> Tensor:
+        """A noisy measurement ``A(x) + sigma_y * n`` (noise drawn with ``rng``)."""
         clean = self.forward(x)
-        noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+        noise = torch.randn(clean.shape, generator=rng, device=clean.device, dtype=clean.dtype)
         return clean + sigma_y * noise
 
     def clean_shape(self, measurement_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -129,7 +141,7 @@ class Operator:
         return self.adjoint(self.forward(x))
 
     def likelihood_step(self, x: Tensor, y: Tensor, s: float | Tensor, r: float | Tensor,
-                        generator: torch.Generator | None = None) -> Tensor:
+                        rng: torch.Generator | None = None) -> Tensor:
         """Draw ``u ~ N(u; x, r^2 I) * N(y; A u, s^2 I)`` (DESIGN 3.7).
 
         x: (N, C, H, W) prior-step estimate; y: measurement; s, r: floats or (N,) tensors.
@@ -137,33 +149,33 @@ class Operator:
         Langevin otherwise.
         """
         if self.is_linear:
-            return self.cg_likelihood_step(x, y, s, r, generator)
-        return self.langevin_likelihood_step(x, y, s, r, generator)
+            return self.cg_likelihood_step(x, y, s, r, rng)
+        return self.langevin_likelihood_step(x, y, s, r, rng)
 
     def cg_likelihood_step(self, x: Tensor, y: Tensor, s: float | Tensor, r: float | Tensor,
-                           generator: torch.Generator | None = None, tol: float = 1e-6,
+                           rng: torch.Generator | None = None, tol: float = 1e-6,
                            max_iter: int = 500) -> Tensor:
         """Perturbation-optimisation: an exact sample as the solution of one linear system.
 
         Solve ``(A^T A / s^2 + I / r^2) u = A^T (y + s n1) / s^2 + (x + r n2) / r^2`` by CG;
         with ``n1, n2 ~ N(0, I)`` the solution is distributed as the target Gaussian.
         """
-        s, r = per_sample(s, x), per_sample(r, x)
-        n1 = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
-        n2 = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        s, r = noise_scales(s, r, x)
+        n1 = torch.randn(y.shape, generator=rng, device=y.device, dtype=y.dtype)
+        n2 = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
         rhs = self.adjoint(y + s * n1) / s**2 + (x + r * n2) / r**2
         return conjugate_gradient(lambda u: self.gram(u) / s**2 + u / r**2, rhs, x0=x,
                                   tol=tol, max_iter=max_iter)
 
     def langevin_likelihood_step(self, x: Tensor, y: Tensor, s: float | Tensor, r: float | Tensor,
-                                 generator: torch.Generator | None = None) -> Tensor:
+                                 rng: torch.Generator | None = None) -> Tensor:
         """Unadjusted Langevin on ``||A(u) - y||^2 / (2 s^2) + ||u - x||^2 / (2 r^2)``.
 
         Step size ``c1 / (c2 / s^2 + 1 / r^2)`` with ``c1 = langevin_c1`` and
         ``c2 = lipschitz`` (squared Lipschitz constant of ``A``), ``langevin_steps`` steps,
         started at ``x``.
         """
-        s, r = per_sample(s, x), per_sample(r, x)
+        s, r = noise_scales(s, r, x)
         step = self.langevin_c1 / (self.lipschitz / s**2 + 1.0 / r**2)
         with torch.inference_mode(False), torch.enable_grad():
             u = x.detach().clone()
@@ -172,7 +184,7 @@ class Operator:
                 u.requires_grad_(True)
                 energy = ((self.forward(u) - y) ** 2).flatten(1).sum(1) / (2 * s.flatten() ** 2)
                 (grad,) = torch.autograd.grad(energy.sum(), u)
-                noise = torch.randn(u.shape, generator=generator, device=u.device, dtype=u.dtype)
+                noise = torch.randn(u.shape, generator=rng, device=u.device, dtype=u.dtype)
                 u = (u.detach() - step * (grad + (u.detach() - x) / r**2)
                      + (2 * step).sqrt() * noise)
         return u.detach()

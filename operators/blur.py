@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from .base import Operator, Tensor, diagonal_gaussian_sample, per_sample
+from .base import Operator, Tensor, diagonal_gaussian_sample, noise_scales
 
 
 def gaussian_kernel(size: int, std: float) -> Tensor:
@@ -102,17 +102,17 @@ class Blur(Operator):
     def adjoint(self, y: Tensor) -> Tensor:
         return torch.fft.ifft2(torch.fft.fft2(y) * self.otf(y).conj()).real
 
-    def likelihood_step(self, x, y, s, r, generator=None):
+    def likelihood_step(self, x, y, s, r, rng=None):
         """Exact, per frequency (DESIGN 3.7): ``var_f = 1 / (1/r^2 + |K_f|^2/s^2)``.
 
         With the orthonormal FFT the sampler is diagonal; the noise is white noise's FFT, so
         the inverse transform is real.
         """
         otf = self.otf(x)
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        noise = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
         sample_f = diagonal_gaussian_sample(
             torch.fft.fft2(x, norm="ortho"), torch.fft.fft2(y, norm="ortho") * otf.conj(),
-            otf.abs() ** 2, per_sample(s, x), per_sample(r, x), torch.fft.fft2(noise, norm="ortho"))
+            otf.abs() ** 2, *noise_scales(s, r, x), torch.fft.fft2(noise, norm="ortho"))
         return torch.fft.ifft2(sample_f, norm="ortho").real
 
     def _regularised_inverse(self, y: Tensor, damping: float) -> Tensor:

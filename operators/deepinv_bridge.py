@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .base import Operator, Tensor, per_sample
+from .base import Operator, Tensor, noise_scales
 
 if TYPE_CHECKING:  # deepinv is imported only when a bridge is used: importing operators stays light
     import deepinv
@@ -39,16 +39,20 @@ class DeepinvOperator(Operator):
     def forward(self, x: Tensor) -> Tensor:
         return self.physics.A(x)
 
+    def clean_shape(self, measurement_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape ``A^T`` maps a measurement of ``measurement_shape`` to."""
+        return tuple(self.physics.A_adjoint(torch.zeros(measurement_shape)).shape)
+
     def adjoint(self, y: Tensor) -> Tensor:
         return self.physics.A_adjoint(y)
 
     def likelihood_step(self, x: Tensor, y: Tensor, s: float | Tensor, r: float | Tensor,
-                        generator: torch.Generator | None = None) -> Tensor:
+                        rng: torch.Generator | None = None) -> Tensor:
         if not self.closed_form_prox:
-            return self.cg_likelihood_step(x, y, s, r, generator)
-        s, r = per_sample(s, x), per_sample(r, x)
-        n1 = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
-        n2 = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            return self.cg_likelihood_step(x, y, s, r, rng)
+        s, r = noise_scales(s, r, x)
+        n1 = torch.randn(y.shape, generator=rng, device=y.device, dtype=y.dtype)
+        n2 = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
         return self.physics.prox_l2(x + r * n2, y + s * n1, gamma=r**2 / s**2)
 
 
@@ -70,6 +74,23 @@ def to_deepinv(operator: Operator, sigma_y: float = 0.0) -> "deepinv.physics.Lin
     return deepinv.physics.LinearPhysics(
         A=operator.forward, A_adjoint=operator.adjoint,
         noise_model=deepinv.physics.GaussianNoise(sigma=sigma_y / 2))
+
+
+def measurement_from_deepinv(physics: "deepinv.physics.LinearPhysics", y_d: Tensor) -> Tensor:
+    """deepinv's measurement ``y_d = A x_d + n_d`` of a [0, 1] image as ours of the [-1, 1]
+    image: ``y = 2 y_d - A 1`` (the inverse of :func:`measurement_to_deepinv`)."""
+    ones = torch.ones_like(physics.A_adjoint(y_d))
+    return 2 * y_d - physics.A(ones)
+
+
+def deepinv_noise_sigma(physics: "deepinv.physics.LinearPhysics") -> float:
+    """The Gaussian noise std of a deepinv physics in its [0, 1] units (0 without noise);
+    ours is twice that."""
+    sigma = getattr(getattr(physics, "noise_model", None), "sigma", 0.0)
+    sigma = torch.as_tensor(sigma).flatten()
+    if sigma.numel() > 1 and not torch.all(sigma == sigma[0]):
+        raise ValueError("the physics has a different noise level per image; solve them one at a time")
+    return float(sigma[0]) if sigma.numel() else 0.0
 
 
 def measurement_to_deepinv(operator: Operator, y: Tensor, shape: tuple[int, ...]) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Operator, Tensor, diagonal_gaussian_sample, per_sample
+from .base import Operator, Tensor, diagonal_gaussian_sample, noise_scales
 
 
 def box_mask(height: int, width: int, box_fraction: float = 0.5) -> Tensor:
@@ -67,11 +67,11 @@ class Inpainting(Operator):
     def adjoint(self, y: Tensor) -> Tensor:
         return self._mask_for(y) * y
 
-    def likelihood_step(self, x, y, s, r, generator=None):
+    def likelihood_step(self, x, y, s, r, rng=None):
         """Exact per-pixel sampler (DESIGN 3.7): ``var = 1 / (1/r^2 + M/s^2)``."""
         mask = self._mask_for(x)
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return diagonal_gaussian_sample(x, mask * y, mask, per_sample(s, x), per_sample(r, x), noise)
+        noise = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
+        return diagonal_gaussian_sample(x, mask * y, mask, *noise_scales(s, r, x), noise)
 
     def pseudo_inverse(self, y: Tensor) -> Tensor:
         """Known pixels as measured, missing ones 0 (mid-grey)."""
@@ -99,11 +99,11 @@ class Denoising(Operator):
     def adjoint(self, y: Tensor) -> Tensor:
         return y
 
-    def likelihood_step(self, x, y, s, r, generator=None):
+    def likelihood_step(self, x, y, s, r, rng=None):
         """Exact: ``var = 1 / (1/r^2 + 1/s^2)``, ``mean = var (x/r^2 + y/s^2)``."""
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        noise = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
         return diagonal_gaussian_sample(x, y, torch.ones_like(x[:1, :1, :1, :1]),
-                                        per_sample(s, x), per_sample(r, x), noise)
+                                        *noise_scales(s, r, x), noise)
 
     def pseudo_inverse(self, y: Tensor) -> Tensor:
         return y

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Operator, Tensor, diagonal_gaussian_sample, per_sample
+from .base import Operator, Tensor, diagonal_gaussian_sample, noise_scales
 
 
 def _bicubic(t: Tensor, a: float = -0.5) -> Tensor:
@@ -101,15 +101,15 @@ class SuperResolution(Operator):
         singular[: sh.numel(), : sw.numel()] = sh[:, None] * sw[None, :]
         return x_b, aty_b, singular**2, vh, vw
 
-    def likelihood_step(self, x, y, s, r, generator=None):
+    def likelihood_step(self, x, y, s, r, rng=None):
         """Exact sampler through the SVD of the two 1-D matrices (DESIGN 3.7), ``O(HW(H+W))``.
 
         ``A^T A = (V_h (x) V_w) diag(s_h^2 s_w^2) (V_h (x) V_w)^T``, so in the right-singular basis
         the target is a diagonal Gaussian.
         """
         x_b, aty_b, ata_diag, vh, vw = self._to_singular_basis(x, y)
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        sample_b = diagonal_gaussian_sample(x_b, aty_b, ata_diag, per_sample(s, x), per_sample(r, x), noise)
+        noise = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
+        sample_b = diagonal_gaussian_sample(x_b, aty_b, ata_diag, *noise_scales(s, r, x), noise)
         return vh @ sample_b @ vw.T
 
     def pseudo_inverse(self, y: Tensor) -> Tensor:

@@ -37,14 +37,14 @@ class TaskError(ValueError):
 class Field:
     """One allowed key: its type, a range check (with a description of the range) and a default."""
 
-    kind: type
+    value_type: type
     check: Callable[[Any], bool] = lambda value: True
     allowed: str = ""
     default: Any = None
 
 
-def _positive(kind=float, default=None):
-    return Field(kind, lambda v: v > 0, "> 0", default)
+def _positive(value_type=float, default=None):
+    return Field(value_type, lambda v: v > 0, "> 0", default)
 
 
 def _fraction(default=None):
@@ -106,10 +106,10 @@ def _validate(values: dict, fields: dict[str, Field], where: str, source: str) -
         value = values.get(key, field.default)
         if value is None:
             raise TaskError(f"{source}: missing key '{where}.{key}'")
-        if field.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        if field.value_type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, field.kind) or isinstance(value, bool) and field.kind is not bool:
-            raise TaskError(f"{source}: '{where}.{key}' must be {field.kind.__name__}, got {value!r}")
+        if not isinstance(value, field.value_type) or isinstance(value, bool) and field.value_type is not bool:
+            raise TaskError(f"{source}: '{where}.{key}' must be {field.value_type.__name__}, got {value!r}")
         if not field.check(value):
             raise TaskError(f"{source}: '{where}.{key}' = {value!r} is out of range ({field.allowed})")
         checked[key] = value
@@ -138,37 +138,40 @@ class Task:
         inpainting / deblurring tasks. Raises ``ImageTooSmallError`` when the image is too small.
         """
         height, width = shape[-2:]
-        settings, kind = self.operator, self.operator["type"]
-        if (mask is not None and kind != "inpainting") or (kernel is not None and kind != "blur"):
-            raise TaskError(f"task {self.name} ({kind}) takes no {'mask' if mask is not None else 'kernel'}")
-        if kind == "super_resolution":
+        settings, operator_type = self.operator, self.operator["type"]
+        if (mask is not None and operator_type != "inpainting") or (kernel is not None and operator_type != "blur"):
+            raise TaskError(f"task {self.name} ({operator_type}) takes no {'mask' if mask is not None else 'kernel'}")
+        if operator_type == "super_resolution":
             op = SuperResolution(settings["factor"], settings["filter"], image_size=(height, width))
-        elif kind == "inpainting":
+        elif operator_type == "inpainting":
             if mask is None:
                 mask = (box_mask(height, width, settings["box_fraction"]) if settings["mask"] == "box"
                         else random_mask(height, width, settings["missing_fraction"], settings["seed"]))
             op = Inpainting(mask)
-        elif kind == "blur":
+        elif operator_type == "blur":
             if kernel is None:
                 kernel = (gaussian_kernel(settings["kernel_size"], settings["kernel_std"])
                           if settings["kernel"] == "gaussian"
                           else motion_kernel(settings["kernel_size"], settings["intensity"], settings["seed"]))
             op = Blur(kernel)
-        elif kind == "denoising":
+        elif operator_type == "denoising":
             op = Denoising()
-        else:
+        elif operator_type == "phase_retrieval":
             op = PhaseRetrieval(settings["oversampling"])
+        else:
+            known = ", ".join(OPERATOR_FIELDS)
+            raise TaskError(f"{self.source}: 'operator.type' = {operator_type!r} is not one of {known}")
         op.check_size(tuple(shape))
         return op
 
     def clean_shape(self, measurement_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The clean image's shape for a measurement of ``measurement_shape``."""
-        *lead, height, width = measurement_shape
-        if self.operator_type == "super_resolution":
-            return (*lead, height * self.operator["factor"], width * self.operator["factor"])
-        if self.operator_type == "phase_retrieval":
-            factor = self.operator["oversampling"]
-            return (*lead, round(height / factor), round(width / factor))
+        """The clean image's shape for a measurement of ``measurement_shape``, by the operator's
+        own rule (operators that change the size do not depend on it for that)."""
+        operator_type, settings = self.operator_type, self.operator
+        if operator_type == "super_resolution":
+            return SuperResolution(settings["factor"], settings["filter"]).clean_shape(measurement_shape)
+        if operator_type == "phase_retrieval":
+            return PhaseRetrieval(settings["oversampling"]).clean_shape(measurement_shape)
         return tuple(measurement_shape)
 
     def to_dict(self) -> dict:
@@ -196,14 +199,14 @@ def task_from_dict(data: dict, source: str = "<dict>") -> Task:
     if not isinstance(operator, dict) or operator.get("type") not in OPERATOR_FIELDS:
         got = operator.get("type") if isinstance(operator, dict) else operator
         raise TaskError(f"{source}: 'operator.type' = {got!r} is not one of {', '.join(OPERATOR_FIELDS)}")
-    kind = operator["type"]
-    settings = _validate({k: v for k, v in operator.items() if k != "type"}, OPERATOR_FIELDS[kind],
+    operator_type = operator["type"]
+    settings = _validate({k: v for k, v in operator.items() if k != "type"}, OPERATOR_FIELDS[operator_type],
                          "operator", source)
     sampler = _validate(data.get("sampler") or {}, SAMPLER_FIELDS, "sampler", source)
     if sampler["sigma_min"] >= sampler["sigma_max"]:
         raise TaskError(f"{source}: 'sampler.sigma_min' must be below 'sampler.sigma_max'")
     return Task(name=str(data["name"]), description=str(data.get("description", "")),
-                sigma_y=float(sigma_y), operator={"type": kind, **settings}, sampler=sampler,
+                sigma_y=float(sigma_y), operator={"type": operator_type, **settings}, sampler=sampler,
                 source=source)
 
 

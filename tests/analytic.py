@@ -146,12 +146,12 @@ class GaussianPosteriorSampler:
     def __init__(self, prior: GaussianPrior):
         self.prior, self.calls = prior, 0
 
-    def __call__(self, u, sigma, generator=None):
+    def __call__(self, u, sigma, rng=None):
         self.calls += 1
         sigma = torch.as_tensor(sigma).reshape(-1)
         level = float(sigma[0])
         assert torch.all(sigma == sigma[0]), "PnP-GD uses one level per step"
         mean, cov = self.prior.posterior(u, level)
         chol = torch.linalg.cholesky(cov + 1e-12 * torch.eye(cov.shape[0], dtype=cov.dtype))
-        z = torch.randn(u.shape[0], cov.shape[0], generator=generator, dtype=torch.float64)
+        z = torch.randn(u.shape[0], cov.shape[0], generator=rng, dtype=torch.float64)
         return (mean + z @ chol.T).float().reshape(u.shape)

@@ -100,6 +100,7 @@ def test_bad_inputs_exit_2_and_write_nothing(small_images, tiny_models, tmp_path
     (tmp_path / "corrupt.safetensors").write_bytes(b"junk" * 10)
     Image.fromarray(np.zeros((5, 7), np.uint8)).save(tmp_path / "mask_wrong.png")
     np.save(tmp_path / "big_kernel.npy", np.ones((99, 99), np.float32))
+    np.save(tmp_path / "rgb_kernel.npy", np.ones((3, 9, 9), np.float32))
     Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "dot.png")
     (tmp_path / "text.png").write_text("hello")
     cases = [
@@ -110,12 +111,17 @@ def test_bad_inputs_exit_2_and_write_nothing(small_images, tiny_models, tmp_path
          "mask is 5x7 but the image is 64x48"),
         (("--task", "gaussian_deblur", small_images / "clean.png", "--kernel", tmp_path / "big_kernel.npy"),
          "larger than the 64x48 image"),
+        (("--task", "gaussian_deblur", small_images / "clean.png", "--kernel", tmp_path / "rgb_kernel.npy"),
+         "must be a 2-D array"),
         (("--task", "sr2x", tmp_path / "dot.png"), "too small"),
         (("--task", "sr4x", small_images / "low.png", "-o", tmp_path / "no" / "dir" / "x.png"),
          "cannot write the output"),
         (("--task", "sr4x", small_images / "low.png", "--model", tmp_path / "absent"), "no such checkpoint"),
         (("--task", "sr4x", small_images / "low.png", "--model", tmp_path / "corrupt.safetensors"), "not a readable"),
+        (("--task", "sr4x", small_images / "low.png", "--device", "tpu:9"), "unknown device"),
     ]
+    if not torch.cuda.is_available():
+        cases.append((("--task", "sr4x", small_images / "low.png", "--device", "cuda"), "no CUDA GPU"))
     for args, message in cases:
         extra = () if "--model" in args else ("--model", generator)
         extra += () if "-o" in args else ("-o", out)

@@ -25,8 +25,8 @@ def test_deepinv_physics_becomes_an_operator_with_an_exact_cg_step():
     ours = Inpainting(physics.mask[0, 0])
     gen = torch.Generator().manual_seed(1)
     xs, ys = x[:1].expand(20000, -1, -1, -1), y[:1].expand(20000, -1, -1, -1)
-    wrapped = op.likelihood_step(xs, ys, 0.2, 0.5, generator=gen)
-    exact = ours.likelihood_step(xs, ys, 0.2, 0.5, generator=gen)
+    wrapped = op.likelihood_step(xs, ys, 0.2, 0.5, rng=gen)
+    exact = ours.likelihood_step(xs, ys, 0.2, 0.5, rng=gen)
     assert (wrapped.mean(0) - exact.mean(0)).abs().max() < 0.03
     assert (wrapped.std(0) / exact.std(0) - 1).abs().max() < 0.05
 
@@ -56,8 +56,8 @@ def test_closed_form_prox_step_equals_the_cg_step():
         x = torch.randn(2, 3, 8, 8, generator=gen)
         y = op.forward(torch.randn(2, 3, 8, 8, generator=gen))
         s, r = torch.tensor([0.1, 0.3]), 0.5
-        closed = op.likelihood_step(x, y, s, r, generator=torch.Generator().manual_seed(5))
-        cg = op.cg_likelihood_step(x, y, s, r, generator=torch.Generator().manual_seed(5), tol=1e-10)
+        closed = op.likelihood_step(x, y, s, r, rng=torch.Generator().manual_seed(5))
+        cg = op.cg_likelihood_step(x, y, s, r, rng=torch.Generator().manual_seed(5), tol=1e-10)
         assert torch.allclose(closed, cg, atol=1e-4), (closed - cg).abs().max()
 
 

@@ -13,6 +13,7 @@ from ncvsd_inverse.networks import (
     UNetConfig,
     build_teacher,
 )
+from ncvsd_inverse.sampling import multistep_sample
 
 TINY = UNetConfig(img_channels=3, model_channels=8, channel_mult=(1, 2), num_blocks=1)
 
@@ -38,7 +39,9 @@ def test_conditional_networks_start_as_the_teacher():
     assert torch.allclose(generator(y, 0.2, z=z), expected, atol=1e-5)
     sample, logvar = generator(y, torch.tensor([0.2, 0.4]), return_logvar=True)
     assert sample.shape == y.shape and logvar.shape == (2, 1, 1, 1)
-    assert generator.sample(y, 0.2, ts=[1.0, 0.5, 0.1]).shape == y.shape
+    steps = []
+    assert multistep_sample(generator, y, 0.2, [1.0, 0.5, 0.1], callback=steps.append).shape == y.shape
+    assert [info["t"] for info in steps] == [1.0, 0.5, 0.1]
     assert Discriminator.init_from(teacher)(x, 0.5, y, 0.2).shape == (2,)
 
 

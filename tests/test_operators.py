@@ -132,7 +132,7 @@ def test_likelihood_step_matches_dense_reference(case, method):
     r = torch.tensor([0.5] * (n // 2) + [0.2] * (n // 2))
     xs, ys = x.expand(n, -1, -1, -1), y.expand(n, -1, -1, -1)
     step = op.likelihood_step if method == "exact" else op.cg_likelihood_step
-    samples = step(xs, ys, s, r, generator=gen)
+    samples = step(xs, ys, s, r, rng=gen)
     for half, (s_k, r_k) in enumerate([(0.3, 0.5), (0.8, 0.2)]):
         mean, cov = dense_posterior(op, x, y, s_k, r_k)
         check_moments(samples[half * n // 2:(half + 1) * n // 2], mean, cov, f"{case}/{method}/{half}")
@@ -143,8 +143,8 @@ def test_cg_and_exact_samplers_agree_on_large_image():
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(2, 3, 32, 40, generator=gen)
     y = op.forward(torch.randn(2, 3, 32, 40, generator=gen))
-    exact = torch.stack([op.likelihood_step(x, y, 0.1, 0.3, generator=gen) for _ in range(300)])
-    cg = torch.stack([op.cg_likelihood_step(x, y, 0.1, 0.3, generator=gen) for _ in range(300)])
+    exact = torch.stack([op.likelihood_step(x, y, 0.1, 0.3, rng=gen) for _ in range(300)])
+    cg = torch.stack([op.cg_likelihood_step(x, y, 0.1, 0.3, rng=gen) for _ in range(300)])
     assert (exact.mean(0) - cg.mean(0)).abs().max() < 0.12  # 300 draws, per-pixel std <= 0.3
     assert abs(float(exact.std(0).mean() / cg.std(0).mean()) - 1) < 0.03
 
@@ -166,7 +166,7 @@ def test_langevin_matches_gaussian_mean_and_reduces_phase_retrieval_misfit():
     x = torch.randn(1, 1, 8, 8, generator=gen)
     y = op.forward(torch.randn(1, 1, 8, 8, generator=gen))
     samples = op.langevin_likelihood_step(x.expand(4000, -1, -1, -1), y.expand(4000, -1, -1, -1),
-                                          0.3, 0.5, generator=gen)
+                                          0.3, 0.5, rng=gen)
     mean, cov = dense_posterior(op, x, y, 0.3, 0.5)
     assert (samples.reshape(4000, -1).double().mean(0) - mean).abs().max() < 0.05
     # ULA with c1 = 0.5 inflates the variance a little, never by much
@@ -177,7 +177,7 @@ def test_langevin_matches_gaussian_mean_and_reduces_phase_retrieval_misfit():
     truth = torch.rand(2, 1, 12, 12, generator=gen) * 2 - 1
     y = pr.forward(truth)
     start = (truth + 0.5 * torch.randn(truth.shape, generator=gen)).clamp(-1, 1)
-    u = pr.likelihood_step(start, y, s=0.01, r=1.0, generator=gen)
+    u = pr.likelihood_step(start, y, s=0.01, r=1.0, rng=gen)
     assert pr.forward(start).shape == (2, 1, 24, 24)
     assert (pr.misfit(u, y) < 0.5 * pr.misfit(start, y)).all()
     with pytest.raises(NotImplementedError, match="not linear"):

@@ -1,5 +1,7 @@
 """PnP-GD against the analytic Gaussian posterior; NFE accounting; seeds; unconditional generation."""
 
+import warnings
+
 import pytest
 import torch
 from analytic import GaussianPosteriorSampler, GaussianPrior, MixturePrior
@@ -29,7 +31,7 @@ def pnp_errors(prior, op, y, s, steps, chains=3000):
     sampler = GenerativePrior(GaussianPosteriorSampler(prior))
     gen = torch.Generator().manual_seed(3)
     result = posterior_sample(sampler, op, y, pnp_sigmas(steps, 80.0, 0.002, 2.0), likelihood_scale=s,
-                              runs=chains, generator=gen)
+                              runs=chains, rng=gen)
     draws = result.samples[:, 0].reshape(chains, -1).double()
     mean, cov = analytic_posterior(prior, op, y, s)
     mean_err = float(((draws.mean(0) - mean) / cov.diagonal().sqrt()).abs().max())
@@ -66,7 +68,7 @@ def test_ancestral_sampler_of_a_denoiser_draws_the_gaussian_posterior():
 
     def errors(steps):
         draws = ancestral_posterior_sample(prior, y.expand(chains, -1, -1, -1), sigma, steps,
-                                           generator=torch.Generator().manual_seed(1)).reshape(chains, -1).double()
+                                           rng=torch.Generator().manual_seed(1)).reshape(chains, -1).double()
         mean_err = float(((draws.mean(0) - mean[0]) / cov.diagonal().sqrt()).abs().max())
         return mean_err, float(torch.linalg.norm(torch.cov(draws.T) - cov) / torch.linalg.norm(cov))
 
@@ -80,7 +82,7 @@ def test_ancestral_sampler_finds_both_modes_of_a_mixture_posterior():
     mixture = MixturePrior(d=2)
     y, sigma, chains = torch.full((1, 2, 1, 1), 0.1), 0.6, 8000
     draws = ancestral_posterior_sample(mixture, y.expand(chains, -1, -1, -1), sigma, 64,
-                                       generator=torch.Generator().manual_seed(1))
+                                       rng=torch.Generator().manual_seed(1))
     first_mode = float((draws.reshape(chains, -1).mean(1) > 0).double().mean())
     assert abs(first_mode - float(mixture.responsibilities(y, sigma)[0, 0])) < 0.02
     with pytest.raises(ValueError, match="at least 2"):
@@ -105,7 +107,7 @@ def test_seeds_and_restarts():
 
     def run(seed, **kw):
         return posterior_sample(GenerativePrior(GaussianPosteriorSampler(prior)), op, y, pnp_sigmas(5), 0.05,
-                                generator=torch.Generator().manual_seed(seed), **kw)
+                                rng=torch.Generator().manual_seed(seed), **kw)
 
     assert torch.equal(run(1).samples, run(1).samples)
     assert not torch.equal(run(1).samples, run(2).samples)
@@ -125,15 +127,16 @@ def test_teacher_ablation_and_generation():
     result = posterior_sample(ablation, op, y, pnp_sigmas(4), 0.05, runs=2)
     assert result.nfe == 4 and ablation.calls == 4
 
-    class OneStep:
-        def __call__(self, y, sigma, generator=None):
-            return torch.tanh(y / 80)
+    class CountingGenerator:
+        calls = 0
 
-        def sample(self, y, sigma, ts, generator=None):
-            return torch.full_like(y, float(len(ts)))
+        def __call__(self, y, sigma, rng=None):
+            self.calls += 1
+            return torch.full_like(y, float(self.calls))
 
-    assert generate(OneStep(), (2, 3, 8, 8)).shape == (2, 3, 8, 8)
-    assert torch.all(generate(OneStep(), (1, 3, 4, 4), ts=[80, 10, 1]) == 3)
+    one_step, three_steps = CountingGenerator(), CountingGenerator()
+    assert generate(one_step, (2, 3, 8, 8)).shape == (2, 3, 8, 8) and one_step.calls == 1
+    assert torch.all(generate(three_steps, (1, 3, 4, 4), ts=[80, 10, 1]) == 3)  # the last of 3 evaluations
 
 
 def test_bfloat16_network_stays_close_to_float32_and_returns_float32(tiny_models):
@@ -156,11 +159,26 @@ def test_bfloat16_network_stays_close_to_float32_and_returns_float32(tiny_models
 
 
 def test_initial_image_choices():
-    from ncvsd_inverse.api import initial_image
-    from operators import SuperResolution
+    from ncvsd_inverse.problem import pose_problem
 
-    op = SuperResolution(2)
     y = torch.randn(1, 3, 8, 8)
-    assert initial_image(op, y, "zero", 0.05) is None
-    assert torch.equal(initial_image(op, y, "pseudo_inverse", 0.05), op.pseudo_inverse(y))
-    assert torch.equal(initial_image(op, y, "classical", 0.05), op.classical_estimate(y, 0.05))
+    for init in ("zero", "pseudo_inverse", "classical"):
+        problem = pose_problem(y, "sr2x", init=init)
+        op = problem.operator
+        expected = {"zero": None, "pseudo_inverse": op.pseudo_inverse(y), "classical": op.classical_estimate(y, 0.05)}
+        start = problem.initial_image()
+        assert start is None if init == "zero" else torch.equal(start, expected[init])
+
+
+def test_emulated_bfloat16_warns(monkeypatch, tiny_models):
+    from ncvsd_inverse import load_model, sampling
+
+    generator = load_model(tiny_models[1], device="cpu")
+    y = torch.zeros(1, 3, 8, 8)
+    for native, warns in ((False, True), (True, False)):
+        monkeypatch.setattr(sampling, "native_bfloat16", lambda device_type="cpu", n=native: n)
+        sampling._warn_emulated_bfloat16.cache_clear()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            GenerativePrior(generator, 3, precision="bfloat16")(y, torch.full((1,), 0.5))
+        assert any("not native" in str(w.message) for w in caught) == warns

@@ -18,6 +18,7 @@ from torch import nn
 from ncvsd_inverse import training
 from ncvsd_inverse.checkpoints import CheckpointError, read_checkpoint, save_checkpoint
 from ncvsd_inverse.cli.train import distill_main, train_main
+from ncvsd_inverse.edm import edm_loss_weight
 from ncvsd_inverse.models import load_generator, load_teacher
 from ncvsd_inverse.networks import ConditionalDenoiser, Denoiser, GenerativeDenoiser
 
@@ -151,7 +152,7 @@ def test_distillation_with_the_mean_term_pairs_its_problems(tmp_path, data_dir, 
     with_term, _ = original(losses, g, teacher, f, y, sigma, torch.Generator().manual_seed(3), mean_scale=2.0)
     half = y.shape[0] // 2
     with torch.no_grad():
-        expected = 2.0 * training.edm_loss_weight(sigma[:half]).flatten() * training.posterior_mean_bias(
+        expected = 2.0 * edm_loss_weight(sigma[:half]).flatten() * training.posterior_mean_bias(
             xg[:half], xg[half:], teacher(y[:half], sigma[:half].flatten()))
     assert torch.allclose((with_term - plain).detach(), expected.repeat(2), rtol=1e-4, atol=1e-6)
 
@@ -285,7 +286,9 @@ def test_distill_resume_after_interrupt_is_bitwise(tmp_path, data_dir, monkeypat
 
     straight = run(tmp_path / "a")
     # Ctrl-C in the middle of step 3: the step is finished, checkpointed, then the run stops
-    real_update = training.update_ema
+    from ncvsd_inverse.training import distillation as distill_module
+
+    real_update = distill_module.update_ema
     calls = {"n": 0}
 
     def interrupting(*args, **kwargs):
@@ -294,10 +297,10 @@ def test_distill_resume_after_interrupt_is_bitwise(tmp_path, data_dir, monkeypat
             os.kill(os.getpid(), signal.SIGINT)
         real_update(*args, **kwargs)
 
-    monkeypatch.setattr(training, "update_ema", interrupting)
+    monkeypatch.setattr(distill_module, "update_ema", interrupting)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b")
-    monkeypatch.setattr(training, "update_ema", real_update)
+    monkeypatch.setattr(distill_module, "update_ema", real_update)
     assert json.loads((tmp_path / "b" / "latest.json").read_text())["step"] == 3
     resumed = run(tmp_path / "b", resume=True)
     a, b = _state(straight), _state(resumed)
@@ -437,3 +440,19 @@ def test_the_shipped_recipe_is_packaged():
     _, small = training.load_preset("cpu-small")
     assert finetune.g_lr_scale < small.g_lr_scale and finetune.ema_std > small.ema_std
     assert mean4.mean_scale == 4.0 and mean4.g_lr_scale == finetune.g_lr_scale
+
+
+@pytest.mark.parametrize("grad_clip", [0.0, 1.0])
+def test_a_nonfinite_gradient_skips_the_step_whatever_the_clipping(tmp_path, grad_clip):
+    """The guard is unconditional: a NaN loss leaves weights and Adam's moments untouched and is
+    counted; the next finite step trains as usual."""
+    net = nn.Linear(3, 2)
+    run = training.Run("teacher", {"teacher": net}, {"teacher": 0.1}, {}, {}, tmp_path,
+                       training.Distributed(0, 1, torch.device("cpu")))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(4, 3)
+    run.optimize("teacher", net(x).sum() * float("nan"), 10, 0, grad_clip)
+    assert run.nonfinite_skipped == 1 and not run.optimizers["teacher"].state
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    run.optimize("teacher", (net(x) ** 2).sum(), 10, 0, grad_clip)
+    assert run.nonfinite_skipped == 1 and not torch.equal(before["weight"], net.weight)

@@ -9,11 +9,12 @@ import sys
 import click
 
 from ncvsd_inverse.io import ImageReadError
+from ncvsd_inverse.sampling import NonFiniteError
 from operators import ImageTooSmallError
 from tasks import TaskError
 
 #: Errors caused by the user's input: reported as one line, exit code 2 (no traceback).
-USER_ERRORS = (ImageReadError, ImageTooSmallError, TaskError, OSError, ValueError)
+USER_ERRORS = (ImageReadError, ImageTooSmallError, TaskError, OSError, ValueError, NonFiniteError)
 
 
 @contextlib.contextmanager

@@ -15,12 +15,10 @@ from ncvsd_inverse.api import load_model, solve
 from ncvsd_inverse.cli.common import user_errors
 from ncvsd_inverse.files import atomic_write_text
 from ncvsd_inverse.io import ImageReadError, read_image, read_mask, write_image
+from ncvsd_inverse.problem import pose_problem, simulate_problem
 from ncvsd_inverse.sampling import PRECISIONS
 from operators import ImageTooSmallError
 from tasks import available_tasks, load_task
-
-#: Smallest clean image the solver accepts (height and width, pixels).
-MIN_CLEAN_SIZE = 8
 
 EXAMPLES = """
 \b
@@ -30,7 +28,7 @@ Examples:
   ncvsd-solve --task motion_deblur blurred.png --kernel kernel.npy --runs 4 --save-std std.png
   ncvsd-solve --task sr4x clean.png --simulate --report report.json    # degrade, solve, score
   ncvsd-solve --task sr4x low_res.png --prior teacher      # ablation: deterministic prior step
-  ncvsd-solve --task sr4x low_res.png --precision bfloat16 # ~1.8x faster on AVX512-BF16 CPUs
+  ncvsd-solve --task sr4x low_res.png --precision bfloat16 # faster only where bf16 is native
   ncvsd-solve --list-tasks
 """
 
@@ -50,9 +48,14 @@ def _read_measurement(path: Path) -> torch.Tensor:
 
 
 def _read_kernel(path: Path, image_shape: tuple[int, ...]) -> torch.Tensor:
-    """A blur kernel from ``.npy`` or an image (gray levels), normalised to sum 1."""
+    """A blur kernel from ``.npy`` or an image (gray levels), normalised to sum 1. One kernel for
+    all channels: a ``.npy`` array must be 2-D (per-channel kernels are refused, not truncated)."""
     if path.suffix.lower() == ".npy":
-        kernel = _read_measurement(path)[0, 0]
+        array = _read_measurement(path)
+        if array.shape[:2] != (1, 1):
+            raise ValueError(f"{path}: a blur kernel must be a 2-D array (one kernel for all channels), "
+                             f"got shape {tuple(s for s in array.shape if s != 1) or (1,)}")
+        kernel = array[0, 0]
     else:
         kernel = (read_image(path).mean(dim=1)[0] + 1) / 2
     if kernel.ndim != 2 or float(kernel.sum()) <= 0 or bool((kernel < 0).any()):
@@ -121,7 +124,8 @@ def _scores(estimate: torch.Tensor, clean: torch.Tensor, lpips_weights) -> dict:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler (and of --simulate's noise).")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
-              help="Network arithmetic; bfloat16 is ~1.8x faster on CPUs with AVX512-BF16.")
+              help="Network arithmetic; bfloat16 is ~1.8x faster on CPUs with AVX512-BF16/AMX, but many "
+                   "times slower where it is emulated (a warning says so).")
 @click.option("--likelihood-scale", type=click.FloatRange(min=0, min_open=True),
               help="Likelihood scale s (overrides the preset).")
 @click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path),
@@ -151,29 +155,19 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
         loaded = load_model(model, "generator" if prior == "ncvsd" else "teacher", device)
 
         observed = _read_measurement(image)
+        given = {"mask": read_mask(mask) if mask is not None else None,
+                 "kernel": _read_kernel(kernel, tuple(observed.shape)) if kernel is not None else None,
+                 "runs": runs, "steps": steps, "likelihood_scale": likelihood_scale}
         clean = None
-        if simulate:
-            # crop to the size the measurement determines (e.g. a multiple of the SR factor)
-            probe = torch.zeros(1, 1, *observed.shape[-2:])
-            height, width = spec.clean_shape(tuple(spec.build_operator(probe.shape).forward(probe).shape))[-2:]
-            clean = observed[..., :height, :width]
-            clean_shape = tuple(clean.shape)
-        else:
-            clean_shape = spec.clean_shape(tuple(observed.shape))
-        if min(clean_shape[-2:]) < MIN_CLEAN_SIZE:
-            raise ImageTooSmallError(f"{image}: image too small: the restored image would be "
-                                     f"{clean_shape[-2]}x{clean_shape[-1]}; "
-                                     f"the solver needs at least {MIN_CLEAN_SIZE}x{MIN_CLEAN_SIZE}")
-        mask_tensor = read_mask(mask) if mask is not None else None
-        kernel_tensor = _read_kernel(kernel, clean_shape) if kernel is not None else None
-        operator = spec.build_operator(clean_shape, mask=mask_tensor, kernel=kernel_tensor)
-        if simulate:
-            noise = torch.Generator().manual_seed(seed)
-            observed = operator.measure(clean, spec.sigma_y, noise)
-
-        result = solve(observed, spec, loaded, runs=runs, steps=steps, seed=seed, device=device, prior=prior,
-                       mask=mask_tensor, kernel=kernel_tensor, progress=not quiet, precision=precision,
-                       likelihood_scale=likelihood_scale)
+        try:
+            if simulate:  # IMAGE is clean: degrade it with the task (seed), keep it for the scores
+                problem, clean = simulate_problem(observed, spec, seed, **given)
+            else:
+                problem = pose_problem(observed, spec, **given)
+        except ImageTooSmallError as error:
+            raise ImageTooSmallError(f"{image}: {error}") from None
+        result = solve(problem, model=loaded, runs=runs, seed=seed, device=device, prior=prior,
+                       progress=not quiet, precision=precision)
         estimate = result.mean.cpu().clamp(-1, 1)
         write_image(estimate, output)
         if save_samples is not None:

@@ -13,6 +13,7 @@ import click
 import torch
 
 from ncvsd_inverse import training
+from ncvsd_inverse.api import resolve_device
 from ncvsd_inverse.cli.common import user_errors
 from ncvsd_inverse.io import list_images, read_name_list
 from ncvsd_inverse.models import load_teacher
@@ -55,15 +56,19 @@ def common_options(func):
     return func
 
 
-def _setup(preset: str, section: int, steps: int | None, out: Path, resume: bool, device: str | None,
+def _setup(preset: str, section: str, steps: int | None, out: Path, resume: bool, device: str | None,
            init_from: Path | None = None):
-    """``(env, config)``: join torchrun if present, load the preset's teacher (0) or distill (1)
-    section with the ``--steps`` override, and refuse to overwrite a run without ``--resume``."""
+    """``(env, config)``: join torchrun if present, load the preset's ``"teacher"`` or
+    ``"distill"`` section with the ``--steps`` override, and refuse to overwrite a run without
+    ``--resume``."""
     if init_from is not None and resume:
         raise ValueError("--init-from starts a new run in OUT; leave out --resume (use --resume alone to "
                          "continue that run later)")
+    if device is not None:
+        resolve_device(device)  # one line for a device this machine does not have
     env = training.setup_distributed(device)
-    cfg = training.load_preset(preset)[section]
+    teacher_cfg, distill_cfg = training.load_preset(preset)
+    cfg = {"teacher": teacher_cfg, "distill": distill_cfg}[section]
     if steps is not None:
         cfg = dataclasses.replace(cfg, steps=steps)
     if (out / "latest.safetensors").exists() and not resume:
@@ -83,7 +88,7 @@ Examples:
 def train_main(preset, data, out, steps, resume, init_from, exclude, device, quiet):
     """Train an EDM teacher denoiser (DESIGN 3.1) on random patches of a folder of images."""
     with user_errors():
-        env, cfg = _setup(preset, 0, steps, out, resume, device, init_from)
+        env, cfg = _setup(preset, "teacher", steps, out, resume, device, init_from)
         teacher = build_teacher(cfg.network)
         dataset = _dataset(data, cfg.patch, cfg.network.img_channels, exclude, quiet, env)
         if env.is_main and not quiet:
@@ -115,7 +120,7 @@ def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, res
                  quiet):
     """Distill a teacher into a generative denoiser with NCVSD (DESIGN 3.4)."""
     with user_errors():
-        env, cfg = _setup(preset, 1, steps, out, resume, device, init_from)
+        env, cfg = _setup(preset, "distill", steps, out, resume, device, init_from)
         teacher = load_teacher(teacher_path, env.device)
         network = teacher.backbone.cfg
         generator_net, fake, disc = training.build_distillation_nets(teacher, cfg)

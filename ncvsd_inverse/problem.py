@@ -1,0 +1,122 @@
+"""Posing an inverse problem: task preset -> operator -> checks -> starting image, in one place.
+
+The CLI, :func:`ncvsd_inverse.solve` and the benchmarks all go through :func:`pose_problem`
+(a given measurement) or :func:`simulate_problem` (a clean image degraded with the task), so the
+sampler settings, size limits and operators are built and checked once, the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import torch
+
+from operators import ImageTooSmallError, Operator
+from tasks import SAMPLER_FIELDS, Task, load_task, task_from_dict
+
+Tensor = torch.Tensor
+
+#: Smallest clean image the solver accepts (height and width, pixels).
+MIN_CLEAN_SIZE = 8
+#: Largest problem the solver accepts, in megapixels summed over the batched chains (a CPU
+#: memory guard; ``NCVSD_MAX_MEGAPIXELS`` overrides it).
+MAX_MEGAPIXELS = float(os.environ.get("NCVSD_MAX_MEGAPIXELS", "16"))
+
+
+@dataclasses.dataclass
+class Problem:
+    """One posed inverse problem: the task with its final sampler settings, the operator and the
+    measurement ``(N, ...)`` (float32)."""
+
+    task: Task
+    operator: Operator
+    measurement: Tensor
+
+    @property
+    def settings(self) -> dict:
+        """The sampler settings (DESIGN 3.6): steps, rho, sigma_max, sigma_min, likelihood_scale, ..."""
+        return self.task.sampler
+
+    @property
+    def clean_shape(self) -> tuple[int, ...]:
+        return self.operator.clean_shape(tuple(self.measurement.shape))
+
+    def initial_image(self) -> Tensor | None:
+        """The chain's start ``x_init`` (DESIGN 3.6: ``u_0 = x_init + sigma_max z``): None for
+        ``init: zero``, ``A^+ y`` for ``pseudo_inverse``, the operator's classical estimate
+        (bicubic, biharmonic, Wiener) for ``classical``."""
+        init = self.settings["init"]
+        if init == "pseudo_inverse":
+            return self.operator.pseudo_inverse(self.measurement)
+        if init == "classical":
+            return self.operator.classical_estimate(self.measurement, self.task.sigma_y)
+        return None
+
+    def to(self, device) -> Problem:
+        """The same problem with its measurement on ``device``."""
+        return dataclasses.replace(self, measurement=self.measurement.to(device=device, dtype=torch.float32))
+
+
+def with_sampler_settings(task: Task | str, steps: int | None = None, **overrides) -> Task:
+    """``task`` with sampler settings replaced (None values ignored), validated like a preset."""
+    task = load_task(task)
+    unknown = sorted(set(overrides) - set(SAMPLER_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown sampler setting {unknown[0]!r}; known: {', '.join(sorted(SAMPLER_FIELDS))}")
+    settings = {**task.sampler, **{k: v for k, v in overrides.items() if v is not None}}
+    if steps is not None:
+        settings["steps"] = steps
+    return task_from_dict({**task.to_dict(), "sampler": settings}, task.source)
+
+
+def check_size(clean_shape: tuple[int, ...], chains: int = 1) -> None:
+    """Refuse clean images smaller than :data:`MIN_CLEAN_SIZE` or problems larger than
+    :data:`MAX_MEGAPIXELS` (``chains x N x H x W``), each with a one-line message."""
+    height, width = clean_shape[-2:]
+    if min(height, width) < MIN_CLEAN_SIZE:
+        raise ImageTooSmallError(f"image too small: the restored image would be {height}x{width}; "
+                                 f"the solver needs at least {MIN_CLEAN_SIZE}x{MIN_CLEAN_SIZE}")
+    megapixels = chains * clean_shape[0] * height * width / 1e6
+    if megapixels > MAX_MEGAPIXELS:
+        side = int((MAX_MEGAPIXELS * 1e6 / chains) ** 0.5)
+        raise ValueError(f"{height}x{width} with {chains} chain(s) is {megapixels:.1f} megapixels; "
+                         f"the limit is {MAX_MEGAPIXELS:g} (about {side}x{side} per chain): use fewer runs, crop the "
+                         f"image, or raise NCVSD_MAX_MEGAPIXELS")
+
+
+def pose_problem(measurement: Tensor, task: Task | str = "sr4x", mask: Tensor | None = None,
+                 kernel: Tensor | None = None, runs: int = 1, steps: int | None = None, **overrides) -> Problem:
+    """The problem of recovering clean images from ``measurement`` ``(N, C, h, w)`` with ``task``.
+
+    ``mask`` ((H, W), 1 = known) or ``kernel`` (2-D, sum 1) replace the preset's own;
+    ``steps`` and ``overrides`` replace sampler settings. Checks the size (at least
+    :data:`MIN_CLEAN_SIZE`, at most :data:`MAX_MEGAPIXELS` for ``runs`` x restarts chains).
+    """
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
+    task = with_sampler_settings(task, steps, **overrides)
+    clean_shape = task.clean_shape(tuple(measurement.shape))
+    check_size(clean_shape, runs * task.sampler["restarts"])
+    operator = task.build_operator(clean_shape, mask=mask, kernel=kernel)
+    return Problem(task, operator, measurement.to(torch.float32))
+
+
+def simulate_problem(clean: Tensor, task: Task | str = "sr4x", seed: int = 0, mask: Tensor | None = None,
+                     kernel: Tensor | None = None, runs: int = 1, steps: int | None = None,
+                     **overrides) -> tuple[Problem, Tensor]:
+    """Degrade ``clean`` ``(N, C, H, W)`` with the task's operator and noise (seed ``seed``) and
+    pose the problem of recovering it. Returns ``(problem, clean)`` with ``clean`` cropped to the
+    size the measurement determines (e.g. a multiple of the SR factor)."""
+    task = with_sampler_settings(task, steps, **overrides)
+    probe = torch.zeros(1, 1, *clean.shape[-2:])
+    height, width = task.clean_shape(tuple(task.build_operator(probe.shape).forward(probe).shape))[-2:]
+    clean = clean[..., :height, :width]
+    check_size(tuple(clean.shape), runs * task.sampler["restarts"])
+    operator = task.build_operator(tuple(clean.shape), mask=mask, kernel=kernel)
+    measurement = operator.measure(clean, task.sigma_y, torch.Generator(device=clean.device).manual_seed(seed))
+    return Problem(task, operator, measurement), clean
+
+
+__all__ = ["MAX_MEGAPIXELS", "MIN_CLEAN_SIZE", "Problem", "check_size", "pose_problem", "simulate_problem",
+           "with_sampler_settings"]

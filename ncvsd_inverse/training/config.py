@@ -1,0 +1,170 @@
+"""Training configuration: the recipes (dataclasses) and the presets that fill them from YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import yaml
+from torch import nn
+
+from ..edm import NOISE_INFLATION, SIGMA_MAX, SIGMA_MIN
+from ..networks import UNetConfig
+
+PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
+#: seed of the fixed validation batch (sample grids, the distillation's diagnostic)
+VALIDATION_SEED = 12345
+
+
+@dataclasses.dataclass
+class RecipeConfig:
+    """What both trainers share: data, optimiser, learning rate, noise levels, EMA, logging.
+    Learning rate: EDM2 inverse-sqrt decay after ``lr_ref_steps`` with a linear ramp-up over
+    ``rampup_steps``; ``t ~ lognormal(p_mean, p_std)``."""
+
+    batch: int = 32
+    patch: int = 32
+    lr: float = 1e-3
+    lr_ref_steps: int = 1000
+    rampup_steps: int = 100
+    p_mean: float = -0.8
+    p_std: float = 1.6
+    ema_std: float = 0.05
+    grad_clip: float = 0.0
+    steps: int = 1000
+    checkpoint_every: int = 250
+    log_every: int = 50
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class TeacherConfig(RecipeConfig):
+    """Teacher training recipe (DESIGN 3.1)."""
+
+    network: UNetConfig = dataclasses.field(default_factory=UNetConfig)
+
+
+@dataclasses.dataclass
+class DistillConfig(RecipeConfig):
+    """NCVSD recipe (DESIGN 3.4). ``lr`` is the fake score's; the generator and discriminator
+    use ``lr * g_lr_scale`` / ``lr * d_lr_scale``. ``fake_steps``: fake-score updates per
+    generator update. ``logvar_on_t``: the generator loss's log-variance is ``u(sigma) + v(t)``
+    with ``v`` a training-only head (lr ``lr``) instead of ``u(sigma)`` alone.
+    ``gan_scale = 0`` turns the GAN term off. ``condition``: how the generator sees ``(y, sigma)``,
+    ``"encoder"`` (DESIGN 3.3's separate condition encoder) or ``"concat"`` (joined at the input
+    layer, see :class:`~ncvsd_inverse.networks.InputConcatUNet`).
+    ``val_every``: steps between runs of the diagnostic (DESIGN 3.6b); the run also logs then.
+    ``mean_scale > 0`` adds the posterior-mean term (:func:`posterior_mean_bias`, DESIGN 3.4,
+    not in the paper): the generator's problems come in pairs that share ``y``, and the
+    pair's two samples estimate ``||E_z G(y, sigma, z) - D(y, sigma)||^2``."""
+
+    g_lr_scale: float = 0.1
+    d_lr_scale: float = 0.1
+    gamma: float = NOISE_INFLATION
+    sigma_min: float = SIGMA_MIN
+    sigma_max: float = SIGMA_MAX
+    sigma_levels: int = 1000
+    sigma_rho: float = 7.0
+    fake_steps: int = 1
+    logvar_on_t: bool = False
+    condition: str = "encoder"
+    gan_scale: float = 0.0
+    gan_warmup_steps: int = 0
+    grad_clip: float = 1.0
+    val_every: int = 250
+    val_sigmas: tuple[float, ...] = (0.2, 0.5)
+    val_images: int = 8
+    val_patch: int = 64
+    mean_scale: float = 0.0
+
+
+def _from_dict(cls, data: dict, source: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{source}: unknown key '{unknown[0]}' for {cls.__name__}")
+    data = dict(data)
+    if "network" in data:
+        data["network"] = _from_dict(UNetConfig, data["network"], source)
+    if "val_sigmas" in data:
+        data["val_sigmas"] = tuple(data["val_sigmas"])
+    return cls(**data)
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """The YAML file of a training preset: a packaged name (``cpu-small``) or a path
+    (relative to ``relative_to``'s folder when given, as for a preset's ``base``)."""
+    path = Path(name_or_path)
+    if relative_to is not None and not path.is_absolute():
+        path = relative_to.parent / path
+    if path.is_file():
+        return path
+    packaged = PRESET_DIR / f"{name_or_path}.yaml"
+    if packaged.is_file():
+        return packaged
+    raise ValueError(f"unknown training preset {str(name_or_path)!r}; "
+                     f"available: {', '.join(available_presets())}")
+
+
+def merge_settings(base: dict, overrides: dict) -> dict:
+    """``base`` updated by ``overrides``, nested mappings merged key by key."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = merge_settings(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def read_preset(name_or_path: str | Path, relative_to: Path | None = None, seen: tuple[Path, ...] = ()) -> dict:
+    """A training preset as a plain mapping, its ``base`` chain resolved: a preset that says
+    ``base: cpu-small`` holds only what differs from ``cpu-small``."""
+    path = preset_path(name_or_path, relative_to).resolve()
+    if path in seen:
+        raise ValueError(f"{path}: 'base' loops back to itself")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a training preset must be a YAML mapping")
+    unknown = sorted(set(data) - {"base", "teacher", "distill", "description"})
+    if unknown:
+        raise ValueError(f"{path}: unknown key '{unknown[0]}'")
+    for section in ("teacher", "distill"):
+        if not isinstance(data.get(section, {}), dict):
+            raise ValueError(f"{path}: '{section}' must be a mapping")
+    if "base" not in data:
+        return data
+    base = read_preset(data.pop("base"), path, (*seen, path))
+    return merge_settings({k: v for k, v in base.items() if k != "description"}, data)
+
+
+def load_preset(name_or_path: str | Path) -> tuple[TeacherConfig, DistillConfig]:
+    """A training preset (``tiny``, ``cpu-small``, ``cpu-small-finetune``, ``cpu-small-mean4``,
+    ``ffhq256-xs`` or a YAML path; see :func:`read_preset` for ``base``)."""
+    data = read_preset(name_or_path)
+    source = str(preset_path(name_or_path))
+    return (_from_dict(TeacherConfig, data.get("teacher", {}), source),
+            _from_dict(DistillConfig, data.get("distill", {}), source))
+
+
+def to_plain(config) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def network_description(module: nn.Module) -> dict:
+    """``{"network": UNetConfig as a dict}`` when ``module`` is built on our UNet, else ``{}``."""
+    for candidate in (module, getattr(module, "net", None)):
+        cfg = getattr(getattr(candidate, "backbone", None), "cfg", None)
+        if isinstance(cfg, UNetConfig):
+            return {"network": to_plain(cfg)}
+    return {}
+
+
+# ----------------------------------------------------------------------------------------------
