@@ -129,7 +129,7 @@ def test_distillation_with_the_mean_term_pairs_its_problems(tmp_path, data_dir, 
     original = training.NCVSDLoss.generator_loss
 
     def spy(self, generator_net, teacher, fake, y, sigma, generator, **kwargs):
-        seen.update(y=y.clone(), sigma=sigma.clone(), mean_scale=kwargs["mean_scale"])
+        seen.update(y=y.clone(), sigma=sigma.clone(), mean_scale=self.cfg.mean_scale)
         return original(self, generator_net, teacher, fake, y, sigma, generator, **kwargs)
 
     monkeypatch.setattr(training.NCVSDLoss, "generator_loss", spy)
@@ -145,11 +145,11 @@ def test_distillation_with_the_mean_term_pairs_its_problems(tmp_path, data_dir, 
             assert torch.equal(*seen["sigma"].chunk(2))
 
     # the term adds mean_scale * lambda(sigma) * posterior_mean_bias to each pair's samples
-    losses = training.NCVSDLoss(cfg)
     g, f, _ = training.build_distillation_nets(teacher, cfg)
     y, sigma = seen["y"], seen["sigma"]
-    plain, xg = original(losses, g, teacher, f, y, sigma, torch.Generator().manual_seed(3))
-    with_term, _ = original(losses, g, teacher, f, y, sigma, torch.Generator().manual_seed(3), mean_scale=2.0)
+    plain, xg = original(training.NCVSDLoss(cfg), g, teacher, f, y, sigma, torch.Generator().manual_seed(3))
+    with_term, _ = original(training.NCVSDLoss(dataclasses.replace(cfg, mean_scale=2.0)), g, teacher, f, y, sigma,
+                            torch.Generator().manual_seed(3))
     half = y.shape[0] // 2
     with torch.no_grad():
         expected = 2.0 * edm_loss_weight(sigma[:half]).flatten() * training.posterior_mean_bias(

@@ -94,8 +94,7 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
         loss_g, _ = losses.generator_loss(run.nets["generator"], teacher, run.module("fake"), y, sigma, gen,
                                           disc=run.module("disc") if gan_on else None,
                                           gan_scale=cfg.gan_scale if gan_on else 0.0,
-                                          logvar_t=run.nets["logvar_t"] if cfg.logvar_on_t else None,
-                                          mean_scale=cfg.mean_scale)
+                                          logvar_t=run.nets["logvar_t"] if cfg.logvar_on_t else None)
         trained = ("generator", "logvar_t") if cfg.logvar_on_t else "generator"
         run.optimize(trained, loss_g, cfg.lr_ref_steps, cfg.rampup_steps, cfg.grad_clip)
         update_ema(run.emas["generator"], run.module("generator"), run.step, cfg.ema_std)

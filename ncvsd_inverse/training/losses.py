@@ -89,15 +89,15 @@ class NCVSDLoss:
 
     def generator_loss(self, generator_net: nn.Module, teacher: Callable, fake: nn.Module, y: Tensor,
                        sigma: Tensor, rng: torch.Generator, disc: nn.Module | None = None,
-                       gan_scale: float = 0.0, logvar_t: nn.Module | None = None,
-                       mean_scale: float = 0.0) -> tuple[Tensor, Tensor]:
+                       gan_scale: float = 0.0, logvar_t: nn.Module | None = None) -> tuple[Tensor, Tensor]:
         """VSD (+ GAN, + posterior-mean) loss of the generator; returns ``(per-sample loss, xg)``.
 
         ``real = D_teacher(y_eff, sigma_eff)`` (DESIGN 3.2), ``fake = f(x_t, t | y, sigma)``;
         ``L = lambda(t)/exp(u) ||xg - sg(xg + real - fake)||^2 + u`` (DESIGN 3.4), where
         ``u = u(sigma)`` from the generator, plus ``logvar_t(c_noise(t))`` when that head is given.
-        ``mean_scale > 0``: the batch's two halves must be the same problems (``y``, ``sigma``);
+        ``cfg.mean_scale > 0``: the batch's two halves must be the same problems (``y``, ``sigma``);
         each pair adds ``mean_scale * lambda(sigma) * posterior_mean_bias`` to both of its samples.
+        ``gan_scale`` is an argument because the loop switches the GAN term on after its warm-up.
         """
         z = torch.randn(y.shape, generator=rng, device=y.device)
         xg, logvar = generator_net(y, sigma, z=z, return_logvar=True)
@@ -111,6 +111,7 @@ class NCVSDLoss:
         if logvar_t is not None:
             logvar = logvar + logvar_t(edm_precond(t).c_noise.flatten())
         loss = uncertainty_weighted_loss((xg - target) ** 2, t, logvar)
+        mean_scale = self.cfg.mean_scale
         if mean_scale > 0:
             y_half, sigma_half = y.chunk(2)[0], sigma.chunk(2)[0]
             with torch.no_grad():
