@@ -69,6 +69,8 @@ def read_image(path: str | Path) -> torch.Tensor:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
         raise ImageReadError(f"{path}: unsupported image layout {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ImageReadError(f"{path}: empty image ({array.shape[1]}x{array.shape[0]} pixels)")
     if array.shape[2] in (2, 4):
         warnings.warn(f"{path}: alpha channel dropped", stacklevel=2)
         array = array[:, :, :-1]

@@ -27,7 +27,7 @@ def network_config(meta: dict, source: str) -> UNetConfig:
         raise CheckpointError(f"{source}: its config has no network description")
     try:
         return UNetConfig(**network)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise CheckpointError(f"{source}: bad network description ({error})") from None
 
 

@@ -140,6 +140,19 @@ class UNetConfig:
     attn_levels: tuple[int, ...] = ()
 
     def __post_init__(self):
+        def positive_int(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 4096
+
+        for name in ("img_channels", "model_channels", "num_blocks"):
+            if not positive_int(getattr(self, name)):
+                raise ValueError(f"UNet {name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("channel_mult", "attn_levels"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and v >= 0 for v in value):
+                raise ValueError(f"UNet {name} must be a list of non-negative integers, got {value!r}")
+        if not self.channel_mult or not all(positive_int(m) for m in self.channel_mult):
+            raise ValueError("UNet channel_mult must be a non-empty list of positive integers, "
+                             f"got {self.channel_mult!r}")
         self.channel_mult, self.attn_levels = tuple(self.channel_mult), tuple(self.attn_levels)
 
     @property

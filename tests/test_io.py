@@ -77,3 +77,12 @@ def test_write_errors_and_atomicity(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_image(image, tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []  # no half-written file, no temp file
+
+
+def test_an_image_of_zero_pixels_is_refused(tmp_path):
+    """Found by the fuzz suite: a corrupted TIFF that decodes to 0 pixels must not reach the solver."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "empty.tif", np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(ImageReadError, match="empty image"):
+        read_image(tmp_path / "empty.tif")
