@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -154,7 +155,15 @@ def read_partial(path: Path, config: dict) -> dict[tuple[str, str], dict]:
     """Per-image scores already computed by an interrupted run with the same configuration."""
     if not path.exists():
         return {}
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines, text = [], path.read_text().splitlines()
+    for number, line in enumerate(text, start=1):
+        try:
+            lines.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(text):
+                raise SystemExit(f"{path}: line {number} is corrupt; delete the file to start over") from None
+            # the last line was being written when the run was killed: drop it, that image is redone
+            path.write_text("".join(json.dumps(entry) + "\n" for entry in lines))
     if not lines or lines[0].get("config") != config:
         raise SystemExit(f"{path} holds results of other settings: delete it or choose another --out")
     return {(r["task"], r["image"]): r["scores"] for r in lines[1:]}
@@ -208,6 +217,8 @@ def main() -> None:
                     write_image(torch.cat([img.expand(-1, 3, -1, -1) for img in images.values()], dim=-1), task_grid)
                 with partial_path.open("a") as handle:
                     handle.write(json.dumps({"task": task_name, "image": name, "scores": scores}) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
                 done[task_name, name] = scores
             scores = done[task_name, name]
             per_image.append(scores)

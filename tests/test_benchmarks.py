@@ -86,3 +86,27 @@ def test_suite_config_tells_model_versions_apart(tiny_models):
         next(second.parameters()).view(-1)[0] += 1e-3
     assert inverse_suite.weights_sha256(first) != inverse_suite.weights_sha256(second)
     assert inverse_suite.weights_sha256(None) is None
+
+
+def test_a_result_line_cut_by_a_kill_is_redone(tmp_path, monkeypatch):
+    """A run killed while appending a result leaves a truncated last line: the resume drops it and
+    redoes that image; the rest is kept."""
+    out = tmp_path / "suite"
+    run_suite(monkeypatch, out)
+    partial = out.with_suffix(".partial.jsonl")
+    lines = partial.read_text().splitlines()
+    partial.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
+    calls = []
+    real_run_image = inverse_suite.run_image
+
+    def counted(task, *args, **kwargs):
+        calls.append(task.name)
+        return real_run_image(task, *args, **kwargs)
+
+    monkeypatch.setattr(inverse_suite, "run_image", counted)
+    run_suite(monkeypatch, out)
+    assert calls == ["random_inpainting"]
+    assert partial.read_text().splitlines() == lines
+    partial.write_text("not json\n" + "\n".join(lines) + "\n")
+    with pytest.raises(SystemExit, match="line 1 is corrupt"):
+        run_suite(monkeypatch, out)
