@@ -376,6 +376,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, data_dir):
     result = runner.invoke(train_main, ["--preset", "tiny", "--data", str(data_dir), "--out", str(tmp_path / "o"),
                                         "--steps", "1", "--quiet"])
     assert result.exit_code == 0, result.output
+    assert "note: 3 image(s) for a batch of 4 patches" in result.output  # tests/data has 3 images
     result = runner.invoke(train_main, ["--preset", "tiny", "--data", str(data_dir), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "--resume" in result.output
     result = runner.invoke(train_main, ["--preset", "nope", "--data", str(data_dir), "--out", str(tmp_path / "p")])

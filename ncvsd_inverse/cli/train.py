@@ -20,7 +20,8 @@ from ncvsd_inverse.models import load_teacher
 from ncvsd_inverse.networks import build_teacher, count_parameters
 
 
-def _dataset(data: Path, patch: int, channels: int, exclude: Path | None, quiet: bool, env) -> training.PatchDataset:
+def _dataset(data: Path, patch: int, channels: int, exclude: Path | None, quiet: bool, env,
+             batch: int) -> training.PatchDataset:
     excluded = set(read_name_list(exclude) or [])
     files = [p.name for p in list_images(data) if p.name not in excluded]
     dataset = training.PatchDataset(data, patch, channels, files=files)
@@ -29,6 +30,9 @@ def _dataset(data: Path, patch: int, channels: int, exclude: Path | None, quiet:
                    + (f" ({len(excluded)} excluded by list)" if excluded else "")
                    + (f", {len(dataset.skipped)} skipped (unreadable or too small)" if dataset.skipped else ""),
                    err=True)
+    if env.is_main and len(dataset) < batch * env.world:
+        click.echo(f"note: {len(dataset)} image(s) for a batch of {batch * env.world} patches: every batch repeats "
+                   "images (random crops of them); more images train a better model", err=True)
     return dataset
 
 
@@ -90,7 +94,7 @@ def train_main(preset, data, out, steps, resume, init_from, exclude, device, qui
     with user_errors():
         env, cfg = _setup(preset, "teacher", steps, out, resume, device, init_from)
         teacher = build_teacher(cfg.network)
-        dataset = _dataset(data, cfg.patch, cfg.network.img_channels, exclude, quiet, env)
+        dataset = _dataset(data, cfg.patch, cfg.network.img_channels, exclude, quiet, env, cfg.batch)
         if env.is_main and not quiet:
             click.echo(f"teacher: {count_parameters(teacher):,} parameters, {env.world} process(es) on {env.device}",
                        err=True)
@@ -124,7 +128,7 @@ def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, res
         teacher = load_teacher(teacher_path, env.device)
         network = teacher.backbone.cfg
         generator_net, fake, disc = training.build_distillation_nets(teacher, cfg)
-        dataset = _dataset(data, cfg.patch, network.img_channels, exclude, quiet, env)
+        dataset = _dataset(data, cfg.patch, network.img_channels, exclude, quiet, env, cfg.batch)
         val_images = None
         if val_data is not None:
             val_set = training.PatchDataset(val_data, cfg.val_patch, network.img_channels,
