@@ -86,3 +86,20 @@ def test_an_image_of_zero_pixels_is_refused(tmp_path):
     tifffile.imwrite(tmp_path / "empty.tif", np.zeros((0, 5, 3), np.uint8))
     with pytest.raises(ImageReadError, match="empty image"):
         read_image(tmp_path / "empty.tif")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_get_the_umask_mode_not_a_temp_files(tmp_path, umask):
+    import os
+
+    from ncvsd_inverse.files import atomic_write_text
+
+    old = os.umask(umask)
+    try:
+        write_image(torch.zeros(1, 3, 4, 4), tmp_path / "x.png")
+        atomic_write_text(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(old)
+    for name in ("x.png", "r.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "x.png"]  # no temporary files left
