@@ -59,24 +59,29 @@ class DistillConfig(RecipeConfig):
     not in the paper): the generator's problems come in pairs that share ``y``, and the
     pair's two samples estimate ``||E_z G(y, sigma, z) - D(y, sigma)||^2``."""
 
+    # the generator's architecture (saved with it: the model loader reads these two)
+    gamma: float = NOISE_INFLATION
+    condition: str = "encoder"
+    # optimisation, beyond the shared recipe
     g_lr_scale: float = 0.1
     d_lr_scale: float = 0.1
-    gamma: float = NOISE_INFLATION
+    fake_steps: int = 1
+    grad_clip: float = 1.0
+    # the problems: sigma on a Karras grid
     sigma_min: float = SIGMA_MIN
     sigma_max: float = SIGMA_MAX
     sigma_levels: int = 1000
     sigma_rho: float = 7.0
-    fake_steps: int = 1
+    # the generator's loss terms
     logvar_on_t: bool = False
-    condition: str = "encoder"
     gan_scale: float = 0.0
     gan_warmup_steps: int = 0
-    grad_clip: float = 1.0
+    mean_scale: float = 0.0
+    # validation: the diagnostic (diagnostics.py) on a fixed batch, which picks best.*
     val_every: int = 250
     val_sigmas: tuple[float, ...] = (0.2, 0.5)
     val_images: int = 8
     val_patch: int = 64
-    mean_scale: float = 0.0
 
 
 def _from_dict(cls, data: dict, source: str):
