@@ -80,9 +80,8 @@ def classical(task, operator, y) -> dict:
 
 def score(estimate: torch.Tensor, clean: torch.Tensor) -> dict:
     estimate = estimate.clamp(-1, 1)
-    lp = metrics.lpips(estimate, clean)
     return {"psnr": float(metrics.psnr(estimate, clean)[0]), "ssim": float(metrics.ssim(estimate, clean)[0]),
-            "lpips": None if lp is None else float(lp[0])}
+            "lpips": metrics.mean_lpips(estimate, clean)}
 
 
 def run_image(task, clean, seed, methods, generator, teacher, runs, overrides) -> tuple[dict, dict]:

@@ -106,9 +106,9 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
         if steps is not None or mask is not None or kernel is not None or overrides:
             raise ValueError("a posed Problem carries its own steps, mask, kernel and sampler settings")
         problem = measurement
+        check_size(problem.clean_shape, runs * problem.settings["restarts"])  # posed, maybe for fewer runs
     else:
         problem = pose_problem(measurement, task, mask=mask, kernel=kernel, runs=runs, steps=steps, **overrides)
-    check_size(problem.clean_shape, runs * problem.settings["restarts"])
     device = resolve_device(device)
     if model is None or isinstance(model, (str, Path)):
         model = load_model(model, "generator" if prior == "ncvsd" else "teacher", device)

@@ -153,12 +153,13 @@ def lpips(estimate: torch.Tensor, reference: torch.Tensor, net: str = "alex",
         return model(estimate.float(), reference.float()).flatten()
 
 
-def mean_lpips(estimate: torch.Tensor, reference: torch.Tensor, net: str = "alex") -> float | None:
+def mean_lpips(estimate: torch.Tensor, reference: torch.Tensor, net: str = "alex",
+               weights: str | Path | None = None) -> float | None:
     """The mean LPIPS over a batch (estimate clamped to [-1, 1]), or None when unavailable
     (no weights, or images smaller than the backbone accepts)."""
     if min(estimate.shape[-2:]) < LPIPS_MIN_SIZE[net]:
         return None
-    scores = lpips(estimate.clamp(-1, 1), reference, net)
+    scores = lpips(estimate.clamp(-1, 1), reference, net, weights)
     return None if scores is None else float(scores.mean())
 
 

@@ -23,6 +23,8 @@ from .edm import SIGMA_MAX, SIGMA_MIN, as_level, denoising_posterior, karras_sig
 from .networks import GenerativeDenoiser
 
 Tensor = torch.Tensor
+
+
 class NonFiniteError(FloatingPointError):
     """A sampler step produced NaN or Inf (the message names the step and its noise level)."""
 
@@ -89,23 +91,22 @@ class GenerativePrior:
         with torch.autocast(u.device.type, dtype=torch.bfloat16):
             return self._evaluate_in_chunks(u, sigma, rng).float()
 
+    #: whether the model draws random numbers (a deterministic one can be split freely)
+    uses_rng = True
+
     def _evaluate_in_chunks(self, u: Tensor, sigma: Tensor, rng) -> Tensor:
         size = self.max_batch or (1 if u.device.type == "cpu" else u.shape[0])
         noise = self._draw_noise(u, rng)
-        if size >= u.shape[0] or (noise is None and self._needs_rng):
+        if size >= u.shape[0] or (noise is None and self.uses_rng):
             return self._evaluate(u, sigma, rng, noise)
         parts = [self._evaluate(u[i:i + size], sigma[i:i + size], rng,
                                 None if noise is None else noise[i:i + size]) for i in range(0, u.shape[0], size)]
         return torch.cat(parts)
 
-    @property
-    def _needs_rng(self) -> bool:
-        return True
-
     def _draw_noise(self, u: Tensor, rng) -> Tensor | None:
         """The generator's noise ``z`` for the whole batch, where the model takes it (a
         :class:`GenerativeDenoiser`), so that splitting the batch keeps the random stream."""
-        if not isinstance(self.model, GenerativeDenoiser):
+        if not (self.uses_rng and isinstance(self.model, GenerativeDenoiser)):
             return None
         return torch.randn(u.shape, generator=rng, device=u.device, dtype=u.dtype)
 
@@ -132,12 +133,7 @@ class GenerativePrior:
 class DenoiserPrior(GenerativePrior):
     """Ablation: the teacher's deterministic MMSE estimate ``D(u, sigma)`` as the prior step."""
 
-    @property
-    def _needs_rng(self) -> bool:
-        return False
-
-    def _draw_noise(self, u: Tensor, rng) -> None:
-        return None
+    uses_rng = False
 
     def _evaluate(self, u: Tensor, sigma: Tensor, rng, noise: Tensor | None = None) -> Tensor:
         return self.model(u, sigma)

@@ -44,6 +44,17 @@ def noise_scales(s: float | Tensor, r: float | Tensor, like: Tensor) -> tuple[Te
     return checked[0], checked[1]
 
 
+def perturbed_inputs(x: Tensor, y: Tensor, s: float | Tensor, r: float | Tensor,
+                     rng: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Perturbation-optimisation's inputs ``(x + r n2, y + s n1, s, r)``, ``n1, n2 ~ N(0, I)``
+    (DESIGN 3.7): the minimiser of ``||A u - (y + s n1)||^2 / s^2 + ||u - (x + r n2)||^2 / r^2`` is
+    an exact sample of the likelihood step. ``s``, ``r`` come back as checked ``(N, 1, 1, 1)``."""
+    s, r = noise_scales(s, r, x)
+    n1 = torch.randn(y.shape, generator=rng, device=y.device, dtype=y.dtype)
+    n2 = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
+    return x + r * n2, y + s * n1, s, r
+
+
 def batch_dot(a: Tensor, b: Tensor) -> Tensor:
     """Per-sample inner product ``<a_n, b_n>`` as an ``(N, 1, 1, 1)`` tensor."""
     return (a * b).flatten(1).sum(1).reshape(-1, *([1] * (a.ndim - 1)))
@@ -160,10 +171,8 @@ class Operator:
         Solve ``(A^T A / s^2 + I / r^2) u = A^T (y + s n1) / s^2 + (x + r n2) / r^2`` by CG;
         with ``n1, n2 ~ N(0, I)`` the solution is distributed as the target Gaussian.
         """
-        s, r = noise_scales(s, r, x)
-        n1 = torch.randn(y.shape, generator=rng, device=y.device, dtype=y.dtype)
-        n2 = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
-        rhs = self.adjoint(y + s * n1) / s**2 + (x + r * n2) / r**2
+        x_p, y_p, s, r = perturbed_inputs(x, y, s, r, rng)
+        rhs = self.adjoint(y_p) / s**2 + x_p / r**2
         return conjugate_gradient(lambda u: self.gram(u) / s**2 + u / r**2, rhs, x0=x,
                                   tol=tol, max_iter=max_iter)
 

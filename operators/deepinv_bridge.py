@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .base import Operator, Tensor, noise_scales
+from .base import Operator, Tensor, perturbed_inputs
 
 if TYPE_CHECKING:  # deepinv is imported only when a bridge is used: importing operators stays light
     import deepinv
@@ -50,14 +50,13 @@ class DeepinvOperator(Operator):
                         rng: torch.Generator | None = None) -> Tensor:
         if not self.closed_form_prox:
             return self.cg_likelihood_step(x, y, s, r, rng)
-        s, r = noise_scales(s, r, x)
-        n1 = torch.randn(y.shape, generator=rng, device=y.device, dtype=y.dtype)
-        n2 = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
-        return self.physics.prox_l2(x + r * n2, y + s * n1, gamma=r**2 / s**2)
+        x_p, y_p, s, r = perturbed_inputs(x, y, s, r, rng)
+        return self.physics.prox_l2(x_p, y_p, gamma=r**2 / s**2)
 
 
 def from_deepinv(physics: "deepinv.physics.LinearPhysics") -> DeepinvOperator:
-    """Wrap a deepinv ``LinearPhysics`` as an operator with a CG likelihood step."""
+    """Wrap a deepinv ``LinearPhysics`` as an operator (likelihood step: deepinv's closed-form
+    ``prox_l2`` where it has one, CG otherwise)."""
     return DeepinvOperator(physics)
 
 

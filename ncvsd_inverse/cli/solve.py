@@ -90,10 +90,8 @@ def _write_json(data: dict, path: Path) -> None:
 
 def _scores(estimate: torch.Tensor, clean: torch.Tensor, lpips_weights) -> dict:
     score = lambda f: float(f(estimate, clean).mean())  # noqa: E731
-    scorable = estimate.shape[1] in (1, 3) and min(estimate.shape[-2:]) >= metrics.LPIPS_MIN_SIZE["alex"]
-    lp = metrics.lpips(estimate, clean, weights=lpips_weights) if scorable else None
     return {"psnr": score(metrics.psnr), "ssim": score(metrics.ssim),
-            "lpips": None if lp is None else float(lp.mean())}
+            "lpips": metrics.mean_lpips(estimate, clean, weights=lpips_weights)}
 
 
 @click.command(epilog=EXAMPLES)
