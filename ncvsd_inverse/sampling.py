@@ -72,7 +72,8 @@ class GenerativePrior:
     the activations of a batch overflow the caches (at 256x256 on a quiet 2-core AVX2 CPU: 0.91
     against 1.45 s per image for the generator, 0.65 against 1.15 for the teacher), so
     that is the default there. The noise of all images is drawn before the split, so the result
-    does not depend on ``max_batch``.
+    does not depend on ``max_batch``. The network sees its input in ``channels_last`` layout
+    (generator at 256x256 on the same CPU: 0.74 against 0.90 s per call).
     """
 
     def __init__(self, model: Callable, channels: int | None = None, precision: str = "float32",
@@ -87,10 +88,11 @@ class GenerativePrior:
     def _network(self, u: Tensor, sigma: Tensor, rng) -> Tensor:
         if self.precision == "bfloat16" and not native_bfloat16(u.device.type):
             _warn_emulated_bfloat16(u.device.type)
+        u = u.contiguous(memory_format=torch.channels_last)  # the convolutions' fastest layout
         if self.precision == "float32":
-            return self._evaluate_in_chunks(u, sigma, rng)
+            return self._evaluate_in_chunks(u, sigma, rng).contiguous()
         with torch.autocast(u.device.type, dtype=torch.bfloat16):
-            return self._evaluate_in_chunks(u, sigma, rng).float()
+            return self._evaluate_in_chunks(u, sigma, rng).float().contiguous()
 
     #: whether the model draws random numbers (a deterministic one can be split freely)
     uses_rng = True
