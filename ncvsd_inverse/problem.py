@@ -8,20 +8,18 @@ sampler settings, size limits and operators are built and checked once, the same
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import torch
 
 from operators import ImageTooSmallError, Operator
 from tasks import SAMPLER_FIELDS, Task, load_task, task_from_dict
 
+from .memory import check_memory
+
 Tensor = torch.Tensor
 
 #: Smallest clean image the solver accepts (height and width, pixels).
 MIN_CLEAN_SIZE = 8
-#: Largest problem the solver accepts, in megapixels summed over the batched chains (a CPU
-#: memory guard; ``NCVSD_MAX_MEGAPIXELS`` overrides it).
-MAX_MEGAPIXELS = float(os.environ.get("NCVSD_MAX_MEGAPIXELS", "16"))
 
 
 @dataclasses.dataclass
@@ -71,18 +69,15 @@ def with_sampler_settings(task: Task | str, steps: int | None = None, **override
 
 
 def check_size(clean_shape: tuple[int, ...], chains: int = 1) -> None:
-    """Refuse clean images smaller than :data:`MIN_CLEAN_SIZE` or problems larger than
-    :data:`MAX_MEGAPIXELS` (``chains x N x H x W``), each with a one-line message."""
+    """Refuse clean images smaller than :data:`MIN_CLEAN_SIZE`, and problems whose sampler state
+    for ``chains`` chains alone would not fit in the memory available
+    (:func:`~ncvsd_inverse.memory.check_memory`; the solve checks again with the network), each
+    with a one-line message."""
     height, width = clean_shape[-2:]
     if min(height, width) < MIN_CLEAN_SIZE:
         raise ImageTooSmallError(f"image too small: the restored image would be {height}x{width}; "
                                  f"the solver needs at least {MIN_CLEAN_SIZE}x{MIN_CLEAN_SIZE}")
-    megapixels = chains * clean_shape[0] * height * width / 1e6
-    if megapixels > MAX_MEGAPIXELS:
-        side = int((MAX_MEGAPIXELS * 1e6 / chains) ** 0.5)
-        raise ValueError(f"{height}x{width} with {chains} chain(s) is {megapixels:.1f} megapixels; "
-                         f"the limit is {MAX_MEGAPIXELS:g} (about {side}x{side} per chain): use fewer runs, crop the "
-                         f"image, or raise NCVSD_MAX_MEGAPIXELS")
+    check_memory(clean_shape, chains)
 
 
 def pose_problem(measurement: Tensor, task: Task | str = "sr4x", mask: Tensor | None = None,
@@ -91,7 +86,7 @@ def pose_problem(measurement: Tensor, task: Task | str = "sr4x", mask: Tensor | 
 
     ``mask`` ((H, W), 1 = known) or ``kernel`` (2-D, sum 1) replace the preset's own;
     ``steps`` and ``overrides`` replace sampler settings. Checks the size (at least
-    :data:`MIN_CLEAN_SIZE`, at most :data:`MAX_MEGAPIXELS` for ``runs`` x restarts chains).
+    :data:`MIN_CLEAN_SIZE`, and the memory for ``runs`` x restarts chains, see :func:`check_size`).
     """
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
@@ -118,5 +113,5 @@ def simulate_problem(clean: Tensor, task: Task | str = "sr4x", seed: int = 0, ma
     return Problem(task, operator, measurement), clean
 
 
-__all__ = ["MAX_MEGAPIXELS", "MIN_CLEAN_SIZE", "Problem", "check_size", "pose_problem", "simulate_problem",
+__all__ = ["MIN_CLEAN_SIZE", "Problem", "check_size", "pose_problem", "simulate_problem",
            "with_sampler_settings"]

@@ -1,0 +1,107 @@
+"""How much memory a solve needs, checked against what the machine has free.
+
+A solve holds the sampler's state for every chain (images, noise, the likelihood step's
+temporaries) and, during each network call, the network's activations for the images of that
+call. :func:`solve_memory_bytes` estimates the two; :func:`check_memory` refuses, in one line, a
+problem whose estimate exceeds the memory available, before anything large is allocated.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .networks import UNetConfig
+
+#: float32 images of the clean size held per chain by the sampler and a likelihood step
+#: (iterate, prior output, estimate, noise, FFT or singular-basis temporaries; complex counts twice).
+STATE_COPIES = 24
+#: floats of activations alive per channel of each UNet level during one call, per pixel of that
+#: level. Calibrated on the shipped models (model_channels 32, channel_mult (1, 2, 2)): peak RSS
+#: growth of one float32 call measured 3.1-3.7 KB per input pixel for the generator and 2.4-2.5
+#: KB for the teacher at 256x256 and 512x512, i.e. 15-18 and 12 floats; 20 leaves a margin.
+ACTIVATION_FLOATS = 20
+#: what one call allocates whatever the size (convolution workspaces, thread buffers): the same
+#: measurements fit ``48 MB + 2.8 KB/pixel`` for the generator.
+CALL_OVERHEAD_BYTES = 64 * 2**20
+#: bytes per float32
+FLOAT_BYTES = 4
+
+
+class InsufficientMemoryError(MemoryError, ValueError):
+    """The problem needs more memory than the machine has available (one-line message)."""
+
+
+def network_bytes(cfg: UNetConfig, height: int, width: int, images: int = 1) -> int:
+    """Peak activation memory of one float32 call on ``images`` images of ``height x width``.
+
+    ``ACTIVATION_FLOATS * sum_l model_channels * mult_l * H W / 4^l`` floats per image (level
+    ``l`` works at ``H/2^l x W/2^l``), plus the ``heads x (H W / 4^l)^2`` attention weights
+    (and their softmax) of each attention level, plus :data:`CALL_OVERHEAD_BYTES`.
+    """
+    pixels = height * width
+    floats = sum(ACTIVATION_FLOATS * cfg.model_channels * mult * pixels / 4 ** level
+                 for level, mult in enumerate(cfg.channel_mult))
+    for level in cfg.attn_levels:
+        if level < len(cfg.channel_mult):
+            heads = max(cfg.model_channels * cfg.channel_mult[level] // 64, 1)
+            floats += 2 * heads * (pixels / 4 ** level) ** 2
+    return int(images * floats * FLOAT_BYTES) + CALL_OVERHEAD_BYTES
+
+
+def solve_memory_bytes(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig | None = None,
+                       images_per_call: int | None = None) -> int:
+    """Estimated peak bytes of a solve of ``clean_shape`` ``(N, C, H, W)`` with ``chains`` chains
+    per image: the sampler state (``STATE_COPIES`` images per chain, plus the dense 1-D
+    resampling matrices of SR) and, for a network of size ``cfg``, one call on
+    ``images_per_call`` images (None: all ``chains x N`` at once)."""
+    n, channels, height, width = (1, 1, *clean_shape) if len(clean_shape) == 2 else clean_shape[-4:]
+    state = STATE_COPIES * chains * n * channels * height * width * FLOAT_BYTES
+    matrices = 8 * (height ** 2 + width ** 2) * FLOAT_BYTES
+    network = 0
+    if cfg is not None:
+        network = network_bytes(cfg, height, width, images_per_call or chains * n)
+    return state + matrices + network
+
+
+def available_memory_bytes(device: str | torch.device = "cpu") -> int | None:
+    """Memory free for a solve on ``device``: ``NCVSD_MEMORY_LIMIT_GB`` when set, else free GPU
+    memory (CUDA) or ``MemAvailable`` of ``/proc/meminfo`` (CPU); None where it cannot be read."""
+    limit = os.environ.get("NCVSD_MEMORY_LIMIT_GB")
+    if limit:
+        try:
+            return int(float(limit) * 2**30)
+        except ValueError:
+            raise ValueError(f"NCVSD_MEMORY_LIMIT_GB must be a number of GiB, got {limit!r}") from None
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig | None = None,
+                 images_per_call: int | None = None, device: str | torch.device = "cpu") -> None:
+    """Raise :class:`InsufficientMemoryError` when :func:`solve_memory_bytes` exceeds
+    :func:`available_memory_bytes` (no check where the free memory cannot be read)."""
+    needed = solve_memory_bytes(clean_shape, chains, cfg, images_per_call)
+    available = available_memory_bytes(device)
+    if available is None or needed <= available:
+        return
+    height, width = clean_shape[-2:]
+    remedy = "crop the image" + (" or use fewer runs" if chains > 1 else "")
+    raise InsufficientMemoryError(
+        f"a {height}x{width} solve with {chains} chain(s) needs about {needed / 2**30:.1f} GiB and "
+        f"{torch.device(device).type} has {available / 2**30:.1f} GiB available: {remedy} "
+        "(NCVSD_MEMORY_LIMIT_GB sets the limit)")
+
+
+__all__ = ["InsufficientMemoryError", "available_memory_bytes", "check_memory", "network_bytes",
+           "solve_memory_bytes"]

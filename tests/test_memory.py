@@ -1,0 +1,61 @@
+"""The memory check: its estimate against a measured network call, its growth with the image,
+and the one-line refusal of a problem that does not fit."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ncvsd_inverse import solve
+from ncvsd_inverse.cli.solve import main
+from ncvsd_inverse.io import write_image
+from ncvsd_inverse.memory import InsufficientMemoryError, network_bytes, solve_memory_bytes
+from ncvsd_inverse.networks import UNetConfig
+
+PEAK_OF_ONE_CALL = """
+import resource, sys, torch
+from ncvsd_inverse import load_model
+torch.set_num_threads(1)
+model = load_model(None, sys.argv[1])
+x = torch.randn(1, 3, 192, 192)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with torch.no_grad():
+    model(x, torch.tensor([0.5]))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+@pytest.mark.parametrize("kind", ["generator", "teacher"])
+def test_network_estimate_covers_a_measured_call_without_gross_excess(kind):
+    """Peak RSS growth of one float32 call of a shipped model at 192x192, in a fresh process."""
+    measured = int(subprocess.run([sys.executable, "-c", PEAK_OF_ONE_CALL, kind], check=True,
+                                  capture_output=True, text=True).stdout.split()[-1])
+    estimate = network_bytes(UNetConfig(), 192, 192)
+    assert measured <= estimate <= 3 * measured, (measured, estimate)
+
+
+def test_estimate_grows_linearly_with_pixels_and_chains_quadratically_with_attention():
+    cfg = UNetConfig()
+    sizes = [solve_memory_bytes((1, 3, n, n), 1, cfg, 1) for n in (512, 1024, 2048)]
+    assert (sizes[2] - sizes[1]) / (sizes[1] - sizes[0]) == pytest.approx(4.0)  # affine in the pixel count
+    assert solve_memory_bytes((1, 3, 256, 256), 4) > 3.9 * solve_memory_bytes((1, 3, 256, 256), 1) - 10 * 2**20
+    attention = UNetConfig(attn_levels=(2,))
+    extra_small = network_bytes(attention, 64, 64) - network_bytes(cfg, 64, 64)
+    extra_large = network_bytes(attention, 128, 128) - network_bytes(cfg, 128, 128)
+    assert extra_large == pytest.approx(16 * extra_small, rel=1e-6)
+
+
+def test_a_problem_too_large_for_the_memory_is_refused_in_one_line(tiny_models, tmp_path, monkeypatch):
+    _, generator = tiny_models
+    monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", "0.02")
+    with pytest.raises(InsufficientMemoryError, match=r"128x128 solve with 4 chain\(s\) needs about .* GiB"):
+        solve(torch.zeros(1, 3, 32, 32), "sr4x", model=generator, runs=4, steps=1)
+    write_image(torch.zeros(1, 3, 32, 32), tmp_path / "low.png")
+    result = CliRunner().invoke(main, ["--task", "sr4x", str(tmp_path / "low.png"), "--model", str(generator),
+                                       "-o", str(tmp_path / "out.png"), "--quiet"])
+    assert result.exit_code == 2 and "GiB available: crop the image" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out.png").exists()
+    monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", "64")
+    assert solve(torch.zeros(1, 3, 8, 8), "sr4x", model=generator, steps=1).mean.shape == (1, 3, 32, 32)
