@@ -96,12 +96,28 @@ def check_memory(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig 
     if available is None or needed <= available:
         return
     height, width = clean_shape[-2:]
+    side = largest_square_side(clean_shape, chains, cfg, images_per_call, available)
+    fits = f"the largest that fits is about {side}x{side}" if side else "not even a tiny image fits"
     remedy = "crop the image" + (" or use fewer runs" if chains > 1 else "")
     raise InsufficientMemoryError(
         f"a {height}x{width} solve with {chains} chain(s) needs about {needed / 2**30:.1f} GiB and "
-        f"{torch.device(device).type} has {available / 2**30:.1f} GiB available: {remedy} "
+        f"{torch.device(device).type} has {available / 2**30:.1f} GiB available ({fits}): {remedy} "
         "(NCVSD_MEMORY_LIMIT_GB sets the limit)")
 
 
-__all__ = ["InsufficientMemoryError", "available_memory_bytes", "check_memory", "network_bytes",
+def largest_square_side(clean_shape: tuple[int, ...], chains: int, cfg: UNetConfig | None,
+                        images_per_call: int | None, available: int) -> int:
+    """The largest ``S`` (a multiple of 8) such that an ``S x S`` version of the problem fits
+    ``available`` bytes (0 if none does)."""
+    low, high = 0, 1 << 17
+    while high - low > 8:
+        middle = (low + high) // 16 * 8
+        if solve_memory_bytes((*clean_shape[:-2], middle, middle), chains, cfg, images_per_call) <= available:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+__all__ = ["InsufficientMemoryError", "available_memory_bytes", "check_memory", "largest_square_side", "network_bytes",
            "solve_memory_bytes"]

@@ -8,7 +8,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ncvsd_inverse import solve
+from ncvsd_inverse import load_model, solve
+from ncvsd_inverse.api import model_network_config
 from ncvsd_inverse.cli.solve import main
 from ncvsd_inverse.io import write_image
 from ncvsd_inverse.memory import InsufficientMemoryError, network_bytes, solve_memory_bytes
@@ -49,13 +50,19 @@ def test_estimate_grows_linearly_with_pixels_and_chains_quadratically_with_atten
 
 def test_a_problem_too_large_for_the_memory_is_refused_in_one_line(tiny_models, tmp_path, monkeypatch):
     _, generator = tiny_models
+    cfg = model_network_config(load_model(generator))
     monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", "0.02")
     with pytest.raises(InsufficientMemoryError, match=r"128x128 solve with 4 chain\(s\) needs about .* GiB"):
         solve(torch.zeros(1, 3, 32, 32), "sr4x", model=generator, runs=4, steps=1)
-    write_image(torch.zeros(1, 3, 32, 32), tmp_path / "low.png")
+    limit = 0.9 * solve_memory_bytes((1, 3, 256, 256), 1, cfg, 1)
+    monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", str(limit / 2**30))
+    write_image(torch.zeros(1, 3, 64, 64), tmp_path / "low.png")
     result = CliRunner().invoke(main, ["--task", "sr4x", str(tmp_path / "low.png"), "--model", str(generator),
                                        "-o", str(tmp_path / "out.png"), "--quiet"])
-    assert result.exit_code == 2 and "GiB available: crop the image" in result.output
+    assert result.exit_code == 2 and "(the largest that fits is about " in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out.png").exists()
+    side = int(result.output.split("fits is about ")[1].split("x")[0])
+    assert solve_memory_bytes((1, 3, side, side), 1, cfg, 1) <= limit < solve_memory_bytes((1, 3, side + 8, side + 8),
+                                                                                           1, cfg, 1)
     monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", "64")
     assert solve(torch.zeros(1, 3, 8, 8), "sr4x", model=generator, steps=1).mean.shape == (1, 3, 32, 32)
