@@ -21,11 +21,10 @@ import platform
 from pathlib import Path
 
 import torch
-from inverse_suite import load_crops
 
 from ncvsd_inverse import load_model
 from ncvsd_inverse.diagnostics import denoising_diagnostic
-from ncvsd_inverse.io import read_name_list
+from ncvsd_inverse.io import read_centre_crops, read_name_list
 from ncvsd_inverse.metrics import lpips_status
 from ncvsd_inverse.sampling import ancestral_posterior_sample
 
@@ -71,7 +70,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.teacher_sampler is not None and args.teacher_sampler < 2:
         parser.error(f"--teacher-sampler needs at least 2 steps (got {args.teacher_sampler})")
-    clean = torch.cat([crop for _, crop in load_crops(args.data, read_name_list(args.list), args.limit, args.crop)])
+    crops = read_centre_crops(args.data, read_name_list(args.list), args.limit, args.crop)
+    clean = torch.cat([crop for _, crop in crops])
     teacher = load_model(args.teacher, "teacher", device="cpu")
     if args.teacher_sampler is not None:
         generator = teacher_sampler(teacher, args.teacher_sampler)

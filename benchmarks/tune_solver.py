@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from inverse_suite import load_crops
 
 from ncvsd_inverse import load_model, metrics, solve
-from ncvsd_inverse.io import read_name_list
+from ncvsd_inverse.io import read_centre_crops, read_name_list
 from ncvsd_inverse.sampling import PRECISIONS
 from tasks import INITS, load_task
 
@@ -47,7 +46,7 @@ def main() -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    crops = load_crops(args.data, read_name_list(args.list), args.first, args.crop)
+    crops = read_centre_crops(args.data, read_name_list(args.list), args.first, args.crop)
     task = load_task(args.task)
     model = load_model(args.model, "generator" if args.prior == "ncvsd" else "teacher")
     measurements = []

@@ -140,3 +140,25 @@ def read_name_list(path: str | Path | None) -> list[str] | None:
         return None
     lines = Path(path).read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def read_centre_crops(folder: str | Path, names: list[str] | tuple[str, ...] | None = None, first: int | None = None,
+                      size: int | None = None) -> list[tuple[str, torch.Tensor]]:
+    """``(name, image)`` for the images of ``folder`` (only ``names`` if given; the first ``first``
+    by name), each cut to its centre ``size x size`` (None: whole) with gray replicated to RGB:
+    ``(1, 3, size, size)`` in [-1, 1]. Raises :class:`ImageReadError` for an image smaller than
+    ``size`` or a folder with no image."""
+    paths = [p for p in list_images(folder) if names is None or p.name in names][:first]
+    if not paths:
+        raise ImageReadError(f"{folder}: no images" + (" of the listed names" if names is not None else ""))
+    crops = []
+    for path in paths:
+        image = read_image(path)
+        image = image.expand(-1, 3, -1, -1) if image.shape[1] == 1 else image
+        if size is not None:
+            if min(image.shape[-2:]) < size:
+                raise ImageReadError(f"{path}: {image.shape[-2]}x{image.shape[-1]} is smaller than the crop {size}")
+            top, left = (image.shape[-2] - size) // 2, (image.shape[-1] - size) // 2
+            image = image[..., top:top + size, left:left + size]
+        crops.append((path.name, image))
+    return crops

@@ -12,6 +12,7 @@ from .deepinv_bridge import (
     measurement_from_deepinv,
     measurement_to_deepinv,
     to_deepinv,
+    to_deepinv_svd,
 )
 from .inpainting import Denoising, Inpainting, box_mask, random_mask
 from .phase_retrieval import PhaseRetrieval
@@ -22,4 +23,5 @@ __all__ = [
     "PhaseRetrieval", "SuperResolution", "box_mask", "conjugate_gradient", "deepinv_noise_sigma",
     "from_deepinv", "gaussian_kernel", "kernel_to_otf", "measurement_from_deepinv",
     "measurement_to_deepinv", "motion_kernel", "random_mask", "resampling_matrix", "to_deepinv",
+    "to_deepinv_svd",
 ]

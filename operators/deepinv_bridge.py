@@ -96,3 +96,46 @@ def measurement_to_deepinv(operator: Operator, y: Tensor, shape: tuple[int, ...]
     """Our measurement ``y`` of a [-1, 1] image of ``shape`` as deepinv's ``(y + A 1) / 2``."""
     ones = torch.ones(shape, device=y.device, dtype=y.dtype)
     return (y + operator.forward(ones)) / 2
+
+
+def to_deepinv_svd(operator: Operator, shape: tuple[int, ...],
+                   sigma_y: float = 0.0) -> "deepinv.physics.DecomposablePhysics":
+    """Our operator for clean images of ``shape`` ``(N, C, H, W)`` as a deepinv
+    ``DecomposablePhysics`` ``A = U diag(mask) V^T`` (what DDRM needs; deepinv's ``prox_l2`` is
+    then exact), with Gaussian noise ``sigma_y / 2`` as in :func:`to_deepinv`.
+
+    Inpainting and blur become deepinv's own ``Inpainting`` and ``BlurFFT``. Super-resolution,
+    which deepinv has no SVD for, becomes the separable SVD of the two 1-D resampling matrices,
+    ``R = U S V^T``: ``V^T x = V_h^T x V_w`` (an ``H x W`` spectrum), ``mask = s_h s_w`` padded
+    with zeros to ``H x W``, ``U z = U_h z_{:h,:w} U_w^T``. Raises ``TypeError`` for operators
+    without an SVD.
+    """
+    import deepinv
+
+    from .blur import Blur
+    from .inpainting import Inpainting
+    from .superres import SuperResolution
+
+    noise = deepinv.physics.GaussianNoise(sigma=sigma_y / 2)
+    channels, height, width = shape[-3:]
+    if isinstance(operator, Inpainting):
+        mask = operator.mask.expand(1, channels, height, width)[0].clone()
+        return deepinv.physics.Inpainting(img_size=(channels, height, width), mask=mask, noise_model=noise)
+    if isinstance(operator, Blur):
+        return deepinv.physics.BlurFFT(img_size=(channels, height, width), filter=operator.kernel[None, None],
+                                       noise_model=noise)
+    if not isinstance(operator, SuperResolution):
+        raise TypeError(f"{type(operator).__name__} has no SVD that deepinv can use")
+    (_, uh, sh, vh), (_, uw, sw, vw) = operator._matrices(height, width, torch.device("cpu"))
+    singular = torch.zeros(1, channels, height, width)
+    singular[..., : sh.numel(), : sw.numel()] = sh[:, None] * sw[None, :]
+
+    def u_adjoint(y: Tensor) -> Tensor:
+        spectrum = torch.zeros(*y.shape[:-2], height, width, device=y.device, dtype=y.dtype)
+        spectrum[..., : sh.numel(), : sw.numel()] = uh.T.to(y) @ y @ uw.to(y)
+        return spectrum
+
+    return deepinv.physics.DecomposablePhysics(
+        U=lambda z: uh.to(z) @ z[..., : sh.numel(), : sw.numel()] @ uw.T.to(z), U_adjoint=u_adjoint,
+        V=lambda z: vh.to(z) @ z @ vw.T.to(z), V_adjoint=lambda x: vh.T.to(x) @ x @ vw.to(x),
+        mask=singular, noise_model=noise)

@@ -1,0 +1,372 @@
+"""The methods a benchmark suite compares, all on the same teacher (and its NCVSD generator).
+
+Each method turns a posed :class:`~ncvsd_inverse.problem.Problem` into ``runs`` estimates. Its
+settings come from the suite file (validated by :meth:`Method.settings`); one *variant* per NFE
+point (e.g. each entry of ``steps: [50, 20, 10]``). The network calls are counted by a forward
+hook on the model (:class:`Models`), so the reported NFE is what ran, not what was asked for.
+
+Peers run as their authors' defaults say, with these deliberate differences (also in
+:data:`DEVIATIONS`, printed under the results table):
+
+- DPS, DiffPIR and DDRM are deepinv 0.5's, on our teacher through :class:`DeepinvDenoiser`.
+- DDRM: deepinv injects noise ``sigma / sqrt(2)`` but tells the denoiser ``sigma``; the adapter
+  passes ``sigma / sqrt(2)``, the level actually present.
+- DAPS is ours (:mod:`ncvsd_inverse.daps`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable
+
+import torch
+
+from operators import Blur, Inpainting, SuperResolution, measurement_to_deepinv, to_deepinv, to_deepinv_svd
+
+from ..edm import SIGMA_MIN
+from ..problem import Problem, with_sampler_settings
+
+Tensor = torch.Tensor
+
+
+class MethodSettingsError(ValueError):
+    """A method's settings in a suite file are wrong (the message names the entry)."""
+
+
+# --- models and counting ------------------------------------------------------------------------
+
+
+class Models:
+    """The suite's generator and teacher, loaded on first use, each with a forward hook that
+    counts the images it evaluates (``images_evaluated``)."""
+
+    def __init__(self, generator: str | None = None, teacher: str | None = None, device: str = "cpu"):
+        self.paths = {"generator": generator, "teacher": teacher}
+        self.device = device
+        self._loaded: dict[str, torch.nn.Module] = {}
+        self.images_evaluated = 0
+
+    def _count(self, module, inputs, output) -> None:
+        first = output[0] if isinstance(output, tuple) else output
+        self.images_evaluated += first.shape[0]
+
+    def get(self, kind: str) -> torch.nn.Module:
+        if kind not in self._loaded:
+            from ..api import load_model
+
+            model = load_model(self.paths[kind], kind, self.device)
+            model.register_forward_hook(self._count)
+            self._loaded[kind] = model
+        return self._loaded[kind]
+
+    def digest(self, kind: str) -> str:
+        """sha256 of the weights of the ``kind`` model (tells versions of a model apart)."""
+        return weights_sha256(self.get(kind))
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """sha256 over a model's state dict (names and raw bytes, sorted by name)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class DeepinvDenoiser(torch.nn.Module):
+    """Our EDM denoiser as a deepinv denoiser: ``(D(2 x - 1, 2 c sigma) + 1) / 2`` on [0, 1]
+    images with deepinv's ``sigma`` in [0, 1] units (float, 0-d or ``(B,)``). ``centered``: for a
+    sampler that works on zero-mean data (DDRM starts unobserved components at 0), images are our
+    [-1, 1] ones halved, ``D(2 x, 2 c sigma) / 2``. ``c`` (``sigma_scale``) corrects a sampler
+    that tells the denoiser a level other than the one present. Levels below the network's
+    smallest (``SIGMA_MIN``) are raised to it."""
+
+    def __init__(self, denoiser: torch.nn.Module, sigma_scale: float = 1.0, centered: bool = False):
+        super().__init__()
+        self.denoiser, self.sigma_scale, self.offset = denoiser, sigma_scale, 0.0 if centered else 1.0
+
+    def forward(self, x: Tensor, sigma, *args, **kwargs) -> Tensor:
+        sigma = torch.as_tensor(sigma, device=x.device, dtype=torch.float32).flatten()
+        sigma = (2 * self.sigma_scale * sigma).clamp_min(SIGMA_MIN).expand(x.shape[0]).contiguous()
+        return (self.denoiser(2 * x.float() - self.offset, sigma) + self.offset) / 2
+
+
+def ddrm_noise_scale(physics, shape: tuple[int, ...]) -> float:
+    """The std, in image space, of the noise deepinv's DDRM injects per unit of the level it
+    passes to the denoiser: it draws ``N(0, 1/2)`` in the spectral domain, i.e. ``1/sqrt(2)`` for
+    a real SVD (inpainting, SR) but about 1 for ``BlurFFT``'s real-and-imaginary spectrum.
+    Measured with a fixed seed."""
+    spectrum = physics.V_adjoint(torch.zeros(1, *shape[1:]))
+    rng = torch.Generator().manual_seed(0)
+    noise = torch.randn((16, *spectrum.shape[1:]), generator=rng) / 2**0.5
+    return float(physics.V(noise).std())
+
+
+# --- the methods ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Method:
+    """A method: its name, its settings' defaults (validated by :meth:`settings`), whether it
+    draws several runs, and how it runs one variant."""
+
+    name: str
+    defaults: dict
+    sampling: bool = True
+    models: tuple[str, ...] = ("teacher",)
+
+    def settings(self, raw: dict | None, where: str) -> dict:
+        """``raw`` checked against :attr:`defaults` (keys and types) and completed."""
+        raw = {} if raw is None else raw
+        if not isinstance(raw, dict):
+            raise MethodSettingsError(f"{where}: must be a mapping of settings, got {raw!r}")
+        unknown = sorted(set(raw) - set(self.defaults))
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise MethodSettingsError(f"{where}: unknown key '{unknown[0]}' (known: {known})")
+        out = dict(self.defaults)
+        for key, value in raw.items():
+            out[key] = _checked(value, self.defaults[key], f"{where}.{key}")
+        return out
+
+    def applies(self, problem: Problem) -> bool:
+        return True
+
+    def variants(self, settings: dict, problem: Problem) -> list[dict]:
+        """One settings dict per NFE point."""
+        return [settings]
+
+    def label(self, variant: dict) -> str:
+        return self.name
+
+    def run(self, problem: Problem, variant: dict, models: Models, seed: int, runs: int,
+            precision: str) -> Tensor:
+        """``(runs, N, C, H, W)`` estimates in [-1, 1] units."""
+        raise NotImplementedError
+
+
+def _checked(value, default, where: str):
+    """``value`` if it has the type of ``default`` (a list of positive ints where the default is
+    one; None allowed where the default is None), else a :class:`MethodSettingsError`."""
+    if isinstance(default, list):
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+            raise MethodSettingsError(f"{where}: must be a positive integer or a list of them, got {value!r}")
+        return values
+    if default is None:
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise MethodSettingsError(f"{where}: must be a positive integer, got {value!r}")
+        return value
+    if isinstance(default, bool) or isinstance(value, bool):
+        if not isinstance(value, bool) or not isinstance(default, bool):
+            raise MethodSettingsError(f"{where}: must be {type(default).__name__}, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if not isinstance(value, int) or value < 1:
+            raise MethodSettingsError(f"{where}: must be a positive integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise MethodSettingsError(f"{where}: must be a positive number, got {value!r}")
+        return float(value)
+    if isinstance(default, dict):
+        if not isinstance(value, dict) or not all(isinstance(v, (int, float)) and v > 0 for v in value.values()):
+            raise MethodSettingsError(f"{where}: must map task names to positive numbers, got {value!r}")
+        return {**default, **{k: float(v) for k, v in value.items()}}
+    return value
+
+
+class PnP(Method):
+    """PnP-GD (DESIGN 3.6) with the task preset, at each of ``steps`` (None: the preset's);
+    ``prior``: the NCVSD generator or (``pnp_teacher``) the teacher's deterministic estimate."""
+
+    def __init__(self, name: str, prior: str):
+        super().__init__(name, {"steps": [], "runs": None}, models=("generator",) if prior == "ncvsd" else ("teacher",))
+        self.prior = prior
+
+    def settings(self, raw, where):
+        out = super().settings(raw, where)
+        out["steps"] = out["steps"] or None
+        return out
+
+    def variants(self, settings, problem):
+        steps = settings["steps"] or [problem.settings["steps"]]
+        return [{**settings, "steps": s} for s in steps]
+
+    def label(self, variant):
+        return f"{self.name} {variant['steps']}"
+
+    def run(self, problem, variant, models, seed, runs, precision):
+        from ..api import solve
+
+        posed = dataclasses.replace(problem, task=with_sampler_settings(problem.task, variant["steps"]))
+        result = solve(posed, model=models.get(self.models[0]), prior=self.prior, runs=runs, seed=seed,
+                       precision=precision, device=models.device)
+        return result.samples
+
+
+def tv_deconvolution(problem: Problem, weight: float = 0.02) -> Tensor:
+    """TV-regularised deconvolution with deepinv (PGD, TV prox, 100 iterations), on [0, 1] data."""
+    import deepinv
+
+    physics = to_deepinv(problem.operator, problem.task.sigma_y)
+    y_d = measurement_to_deepinv(problem.operator, problem.measurement, problem.clean_shape)
+    model = deepinv.optim.optim_builder(iteration="PGD", prior=deepinv.optim.TVPrior(n_it_max=50),
+                                        data_fidelity=deepinv.optim.data_fidelity.L2(), max_iter=100,
+                                        params_algo={"stepsize": 1.0, "lambda": weight})
+    with torch.no_grad():
+        return model(y_d, physics) * 2 - 1
+
+
+class Classical(Method):
+    """The task's classical baselines, one variant each: the operator's own (bicubic, biharmonic,
+    Wiener) and, for blur, TV deconvolution (deepinv)."""
+
+    def __init__(self):
+        super().__init__("classical", {}, sampling=False, models=())
+
+    def applies(self, problem):
+        return isinstance(problem.operator, (SuperResolution, Inpainting, Blur))
+
+    def variants(self, settings, problem):
+        names = [problem.operator.classical_name] + (["tv"] if isinstance(problem.operator, Blur) else [])
+        return [{"baseline": name} for name in names]
+
+    def label(self, variant):
+        return variant["baseline"]
+
+    def run(self, problem, variant, models, seed, runs, precision):
+        if variant["baseline"] == "tv":
+            estimate = tv_deconvolution(problem)
+        else:
+            estimate = problem.operator.classical_estimate(problem.measurement, problem.task.sigma_y)
+        return estimate[None]
+
+
+def _deepinv_runs(problem: Problem, runs: int, seed: int, physics, sample: Callable) -> Tensor:
+    """``runs`` samples of a deepinv sampler, each from the global RNG seeded with
+    ``seed * 1000 + run`` (deepinv samplers draw from it), mapped back to [-1, 1]."""
+    y_d = measurement_to_deepinv(problem.operator, problem.measurement, problem.clean_shape)
+    out = []
+    for run in range(runs):
+        torch.manual_seed(seed * 1000 + run)
+        out.append(sample(y_d, physics) * 2 - 1)
+    return torch.stack(out)
+
+
+class DiffPIR(Method):
+    """deepinv's ``DiffPIR`` (Zhu et al. 2023): ``steps`` iterations, ``lambda_`` 7, ``zeta`` per
+    task (the official configurations: 0.1-0.25 for SR and deblurring, 1.0 for inpainting)."""
+
+    def __init__(self):
+        super().__init__("diffpir", {"steps": 100, "lambda_": 7.0, "runs": None,
+                                     "zeta": {"sr4x": 0.25, "gaussian_deblur": 0.1, "motion_deblur": 0.1,
+                                              "box_inpainting": 1.0, "random_inpainting": 1.0}})
+
+    def applies(self, problem):
+        return problem.operator.is_linear
+
+    def label(self, variant):
+        return f"diffpir {variant['steps']}"
+
+    def run(self, problem, variant, models, seed, runs, precision):
+        import deepinv
+
+        physics = _physics_for(problem)
+        sampler = deepinv.sampling.DiffPIR(
+            DeepinvDenoiser(models.get("teacher")), deepinv.optim.data_fidelity.L2(),
+            sigma=problem.task.sigma_y / 2, max_iter=variant["steps"], lambda_=variant["lambda_"],
+            zeta=variant["zeta"].get(problem.task.name, 0.1), device=problem.measurement.device)
+        return _deepinv_runs(problem, runs, seed, physics, lambda y, phys: sampler(y, phys))
+
+
+class DDRM(Method):
+    """deepinv's ``DDRM`` (Kawar et al. 2022) on an SVD of the operator (inpainting, FFT blur, our
+    separable SR SVD), ``steps`` levels from deepinv's sigma 1 to 0, eta 0.85, etab 1. It runs on
+    zero-mean data (our images halved) as the official DDRM does on [-1, 1]: deepinv's starts
+    the unobserved components at 0, which on [0, 1] data is black."""
+
+    def __init__(self):
+        super().__init__("ddrm", {"steps": 100, "runs": None})
+
+    def applies(self, problem):
+        return isinstance(problem.operator, (SuperResolution, Inpainting, Blur))
+
+    def label(self, variant):
+        return f"ddrm {variant['steps']}"
+
+    def run(self, problem, variant, models, seed, runs, precision):
+        import deepinv
+        import numpy as np
+
+        physics = to_deepinv_svd(problem.operator, problem.clean_shape, problem.task.sigma_y)
+        denoiser = DeepinvDenoiser(models.get("teacher"), ddrm_noise_scale(physics, problem.clean_shape), centered=True)
+        sampler = deepinv.sampling.DDRM(denoiser, sigmas=np.linspace(1, 0, variant["steps"]))
+        out = []
+        for run in range(runs):  # on our images halved (zero mean; noise sigma_y / 2 as the physics says)
+            torch.manual_seed(seed * 1000 + run)
+            out.append(sampler(problem.measurement / 2, physics) * 2)
+        return torch.stack(out)
+
+
+class DAPS(Method):
+    """DAPS (:mod:`ncvsd_inverse.daps`): ``annealing_steps`` levels x ``ode_steps`` ODE steps,
+    100 Langevin steps, tau 0.01, lr per task (paper: 1e-4 for SR, Gaussian deblur and random
+    inpainting; 5e-5 for motion deblur, box inpainting and phase retrieval)."""
+
+    def __init__(self):
+        super().__init__("daps", {"annealing_steps": 200, "ode_steps": 5, "langevin_steps": 100, "runs": None,
+                                  "lr": {"sr4x": 1e-4, "gaussian_deblur": 1e-4, "random_inpainting": 1e-4,
+                                         "motion_deblur": 5e-5, "box_inpainting": 5e-5, "phase_retrieval": 5e-5}})
+
+    def label(self, variant):
+        return f"daps {variant['annealing_steps']}x{variant['ode_steps']}"
+
+    def run(self, problem, variant, models, seed, runs, precision):
+        from ..daps import daps_sample
+
+        teacher = models.get("teacher")
+        rng = torch.Generator(device=problem.measurement.device).manual_seed(seed)
+        y = problem.measurement.repeat(runs, *([1] * (problem.measurement.ndim - 1)))
+        x = daps_sample(teacher, problem.operator, y, variant["annealing_steps"], variant["ode_steps"],
+                        lr=variant["lr"].get(problem.task.name, 1e-4), langevin_steps=variant["langevin_steps"],
+                        rng=rng)
+        return x.reshape(runs, *problem.clean_shape)
+
+
+def _physics_for(problem: Problem):
+    """The deepinv physics of a problem: the SVD form where there is one (exact ``prox_l2``),
+    else the generic ``LinearPhysics``."""
+    try:
+        return to_deepinv_svd(problem.operator, problem.clean_shape, problem.task.sigma_y)
+    except TypeError:
+        return to_deepinv(problem.operator, problem.task.sigma_y)
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (PnP("ncvsd", "ncvsd"), PnP("pnp_teacher", "teacher"), DiffPIR(),
+                                                   DDRM(), DAPS(), Classical())}
+
+#: Where a method deviates from its authors' defaults (printed under the results table).
+DEVIATIONS = {
+    "ddrm": "DDRM: deepinv's, run on zero-mean data (images halved from [-1, 1]) as the official code does, "
+            "with the denoiser told the noise level actually injected (deepinv passes sigma and injects "
+            "sigma/sqrt(2) on a real SVD); SR runs on our separable SVD of the bicubic resampling matrices.",
+    "diffpir": "DiffPIR: deepinv's implementation (see deepinv issue 1030 on its differences from the official code).",
+    "daps": "DAPS: this project's implementation on the EDM teacher (the paper's settings).",
+}
+
+
+def timed_run(method: Method, problem: Problem, variant: dict, models: Models, seed: int, runs: int,
+              precision: str) -> tuple[Tensor, float, float]:
+    """``(estimates, NFE per image and run counted by the hooks, seconds per image)``."""
+    before = models.images_evaluated
+    started = time.perf_counter()
+    estimates = method.run(problem, variant, models, seed, runs, precision)
+    seconds = time.perf_counter() - started
+    images = problem.measurement.shape[0]
+    nfe = (models.images_evaluated - before) / (images * estimates.shape[0])
+    return estimates, nfe, seconds / images

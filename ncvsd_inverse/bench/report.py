@@ -1,0 +1,157 @@
+"""A suite's report: ``results.json`` (the list of records other tools read), ``run.json`` (the
+suite's settings, the machine and the models' digests), ``results.md`` (the table, the machine
+and the deviations), ``grid-<task>.png`` (the first image under every method, labelled)
+and ``quality_vs_nfe.png`` (LPIPS and PSNR against NFE, one column per task)."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import metrics
+from ..files import atomic_write, atomic_write_text
+from ..io import read_image
+from .methods import DEVIATIONS
+from .suite import Suite
+
+METRICS = ("psnr", "ssim", "lpips")
+
+
+def _mean(values: list) -> float | None:
+    """The mean, or None if any value is missing (a metric unavailable for some image)."""
+    return None if not values or any(v is None for v in values) else float(np.mean(values))
+
+
+def aggregate(suite: Suite, cells: list[dict]) -> list[dict]:
+    """One record per (task, method variant), averaged over the images, in first-seen order."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for cell in cells:
+        groups.setdefault((cell["task"], cell["label"]), []).append(cell)
+    records = []
+    for (task, label), group in groups.items():
+        first = group[0]
+        record = {"suite": suite.name, "task": task, "method": label, "nfe": _mean([c["nfe"] for c in group]),
+                  "images": len(group)}
+        for metric in METRICS:
+            record[metric] = _mean([c["one"][metric] for c in group])
+            means = [c["mean"] for c in group]
+            record[f"{metric}_mean"] = None if any(m is None for m in means) else _mean([m[metric] for m in means])
+        record["calibration"] = _mean([c["calibration"] for c in group]) if first["calibration"] is not None else None
+        record["seconds_per_image"] = _mean([c["seconds_per_image"] for c in group])
+        peaks = [c["peak_mem_mb"] for c in group if c["peak_mem_mb"] is not None]
+        record["peak_mem_mb"] = max(peaks) if peaks else None
+        record["settings"] = {"method": first["method"], **first["variant"], "runs": first["runs"]}
+        records.append(record)
+    return records
+
+
+def machine() -> str:
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {device}, "
+            f"torch {torch.__version__}")
+
+
+def _cell(value, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(suite: Suite, records: list[dict], digests: dict) -> str:
+    lines = [f"# {suite.name}", "",
+             f"{records[0]['images'] if records else 0} images from `{suite.folder.name}`"
+             f"{f', centre {suite.crop}x{suite.crop} crops' if suite.crop else ''}; seed {suite.seed}; "
+             f"{suite.runs} runs per sampling method; network in {suite.precision}. "
+             "PSNR / SSIM / LPIPS of one sample, and of the mean of the runs (\"mean\" columns); "
+             "calibration: fraction of pixels whose truth lies within mean +- 2 std of the runs.", "",
+             "| task | method | NFE | PSNR | SSIM | LPIPS | PSNR mean | LPIPS mean | calib. | s/image | peak MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r['task']} | {r['method']} | {r['nfe']:.0f} | {_cell(r['psnr'], 2)} | {_cell(r['ssim'], 4)} "
+                     f"| {_cell(r['lpips'], 4)} | {_cell(r['psnr_mean'], 2)} | {_cell(r['lpips_mean'], 4)} "
+                     f"| {_cell(r['calibration'], 3)} | {r['seconds_per_image']:.1f} | {_cell(r['peak_mem_mb'], 0)} |")
+    lines += ["", f"LPIPS: {metrics.lpips_status()}. Machine: {machine()}.",
+              "Models (sha256 of the weights): " + (", ".join(f"{k} `{v[:16]}`" for k, v in digests.items()) or "none"),
+              ""]
+    notes = [DEVIATIONS[m] for m in suite.methods if m in DEVIATIONS]
+    if notes:
+        lines += ["Deviations from the official defaults:", *[f"- {n}" for n in notes], ""]
+    return "\n".join(lines)
+
+
+def write_grid(task: str, labels: list[str], folder: Path, path: Path) -> None:
+    """Clean image, measurement and each method's first sample side by side, labelled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = [("ground truth", folder / "clean.png"), ("measurement", folder / "measurement.png")]
+    columns += [(label, folder / f"{label}.png") for label in labels if (folder / f"{label}.png").exists()]
+    figure, axes = plt.subplots(1, len(columns), figsize=(2.2 * len(columns), 2.6), squeeze=False)
+    for axis, (label, image_path) in zip(axes[0], columns):
+        image = (read_image(image_path)[0].permute(1, 2, 0).numpy() + 1) / 2
+        axis.imshow(image.clip(0, 1), cmap="gray" if image.shape[-1] == 1 else None, interpolation="nearest")
+        axis.set_title(label, fontsize=8)
+        axis.axis("off")
+    figure.suptitle(task, fontsize=10)
+    figure.tight_layout()
+    atomic_write(path, lambda temp: figure.savefig(temp, format="png", dpi=120))
+    plt.close(figure)
+
+
+def write_quality_plot(records: list[dict], path: Path) -> None:
+    """LPIPS (top) and PSNR (bottom) of one sample against NFE (log axis), one column per task;
+    methods without network calls (classical) as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r["task"] for r in records))
+    figure, axes = plt.subplots(2, len(tasks), figsize=(3.4 * len(tasks), 5.6), squeeze=False)
+    for column, task in enumerate(tasks):
+        rows = [r for r in records if r["task"] == task]
+        for row, metric in enumerate(("lpips", "psnr")):
+            axis = axes[row][column]
+            for method in dict.fromkeys(r["settings"]["method"] for r in rows):
+                points = sorted((r["nfe"], r[metric], r["method"]) for r in rows
+                                if r["settings"]["method"] == method and r[metric] is not None)
+                network = [(n, v) for n, v, _ in points if n > 0]
+                if network:
+                    axis.plot(*zip(*network), marker="o", label=method)
+                for n, v, label in points:
+                    if n == 0:
+                        axis.axhline(v, linestyle="--", linewidth=0.8, color="gray")
+                        axis.annotate(label, (1, v), fontsize=6, color="gray")
+            axis.set_xscale("log")
+            axis.set_xlabel("NFE")
+            axis.set_ylabel("LPIPS (lower is better)" if metric == "lpips" else "PSNR (dB)")
+            axis.grid(alpha=0.3)
+            if row == 0:
+                axis.set_title(task, fontsize=9)
+        axes[0][column].legend(fontsize=6)
+    figure.tight_layout()
+    atomic_write(path, lambda temp: figure.savefig(temp, format="png", dpi=110))
+    plt.close(figure)
+
+
+def write_report(suite: Suite, cells: list[dict], out: Path, digests: dict) -> list[dict]:
+    """Write the four outputs of a finished suite into ``out``; returns the records."""
+    records = aggregate(suite, cells)
+    about = {"suite": suite.name, "suite_settings": suite.describe(), "machine": machine(),
+             "lpips": metrics.lpips_status(), "models_sha256": digests,
+             "deviations": {m: DEVIATIONS[m] for m in suite.methods if m in DEVIATIONS}}
+    atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
+    atomic_write_text(out / "run.json", json.dumps(about, indent=2) + "\n")
+    atomic_write_text(out / "results.md", markdown(suite, records, digests))
+    for task in suite.tasks:
+        labels = list(dict.fromkeys(r["method"] for r in records if r["task"] == task))
+        write_grid(task, labels, out / "images" / task, out / f"grid-{task}.png")
+    write_quality_plot(records, out / "quality_vs_nfe.png")
+    return records
+
+
+__all__ = ["aggregate", "markdown", "write_report"]

@@ -1,0 +1,231 @@
+"""Run a suite: one cell per (image, task, method variant), every method on the same measurement.
+
+The measurement of image ``i`` under a task is made once, with seed ``suite.seed + i``, and all
+methods get it bit for bit. Each finished cell is appended (and fsynced) to
+``<out>/cells/rank<r>.jsonl`` under a key that digests everything its result depends on (image,
+crop, task preset, seed, runs, method settings, precision, the models' weights): a rerun with
+``resume`` skips the cells whose key it finds, so a changed setting reruns only its own cells.
+Under ``torchrun`` the images are dealt to the ranks (image ``i`` to rank ``i % world``); rank 0
+assembles the report once all have finished. Seeds depend on the image index only, so the
+results do not depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from tasks import load_task
+
+from .. import metrics
+from ..files import atomic_write_text
+from ..io import ImageReadError, read_centre_crops, write_image
+from ..problem import simulate_problem
+from .methods import METHODS, Models, timed_run
+from .suite import Suite, SuiteError
+
+
+def load_crops(suite: Suite) -> list[tuple[str, torch.Tensor]]:
+    """The suite's images, sorted by name, as centre crops (see :func:`read_centre_crops`)."""
+    try:
+        return read_centre_crops(suite.folder, suite.names, suite.first, suite.crop)
+    except ImageReadError as error:
+        raise SuiteError(f"{suite.source}: {error}") from None
+
+
+def calibration(samples: torch.Tensor, clean: torch.Tensor) -> float | None:
+    """Fraction of pixels whose ground truth lies within mean +- 2 std of the runs (None for one run)."""
+    if samples.shape[0] < 2:
+        return None
+    mean, std = samples.mean(0), samples.std(0, unbiased=False)
+    return float(((clean - mean).abs() <= 2 * std).float().mean())
+
+
+def score(estimate: torch.Tensor, clean: torch.Tensor) -> dict:
+    """PSNR, SSIM and LPIPS (AlexNet; None where unavailable) of one estimate."""
+    estimate = estimate.clamp(-1, 1)
+    return {"psnr": float(metrics.psnr(estimate, clean)[0]), "ssim": float(metrics.ssim(estimate, clean)[0]),
+            "lpips": metrics.mean_lpips(estimate, clean)}
+
+
+class PeakMemory:
+    """Peak memory in MB while the block runs: CUDA's peak allocation on a GPU, else the peak
+    resident size of the process (``/proc/self/statm``, sampled every 5 ms)."""
+
+    def __init__(self, device: str):
+        self.device, self.peak_mb = torch.device(device), None
+
+    def _rss_mb(self) -> float | None:
+        try:
+            return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            rss = self._rss_mb()
+            if rss is not None:
+                self.peak_mb = max(self.peak_mb or 0.0, rss)
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self.peak_mb = self._rss_mb()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+        return False
+
+
+def cell_key(**parts) -> str:
+    """A digest of everything a cell's result depends on."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def read_cells(folder: Path) -> dict[str, dict]:
+    """Finished cells of every rank, by key. A last line cut by a kill is dropped (redone)."""
+    cells = {}
+    for path in sorted(folder.glob("rank*.jsonl")):
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines, start=1):
+            try:
+                cell = json.loads(line)
+            except json.JSONDecodeError:
+                if number < len(lines):
+                    raise SuiteError(f"{path}: line {number} is corrupt; delete it to redo those cells") from None
+                continue
+            cells[cell["key"]] = cell
+    return cells
+
+
+def drop_cut_line(path: Path) -> None:
+    """Rewrite ``path`` without its last line if a kill cut it (it does not parse)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    try:
+        if lines:
+            json.loads(lines[-1])
+    except json.JSONDecodeError:
+        atomic_write_text(path, "".join(line + "\n" for line in lines[:-1]))
+
+
+def append_cell(path: Path, cell: dict) -> None:
+    with path.open("a") as handle:
+        handle.write(json.dumps(cell) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def distributed() -> tuple[int, int]:
+    """``(rank, world)``: set up ``torch.distributed`` (gloo on CPU, nccl on GPU) under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (torch.distributed.get_rank(), world) if world > 1 else (0, 1)
+
+
+def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu", progress: bool = True) -> list[dict]:
+    """Run every cell of ``suite`` not yet in ``out`` and write the report there (rank 0).
+    Returns the records of ``results.json`` (on rank 0; an empty list on other ranks)."""
+    from .report import write_report
+
+    rank, world = distributed()
+    cells_dir = out / "cells"
+    if rank == 0:
+        if cells_dir.is_dir() and any(cells_dir.glob("rank*.jsonl")) and not resume:
+            raise SuiteError(f"{out} already holds results: pass --resume to continue them, or choose another --out")
+        for task_name in suite.tasks:
+            (out / "images" / task_name).mkdir(parents=True, exist_ok=True)
+        cells_dir.mkdir(parents=True, exist_ok=True)
+    if world > 1:
+        torch.distributed.barrier()
+    crops = load_crops(suite)
+    done = read_cells(cells_dir)
+    models = Models(suite.generator, suite.teacher, device)
+    digests = {kind: models.digest(kind) for kind in ("generator", "teacher")
+               if any(kind in METHODS[m].models for m in suite.methods)}
+    own_cells = cells_dir / f"rank{rank}.jsonl"
+    drop_cut_line(own_cells)
+    mine = [index for index in range(len(crops)) if index % world == rank]
+    bar = tqdm(total=len(mine) * len(suite.tasks), disable=not progress or rank != 0, desc=suite.name, unit="image")
+    for cell in plan(suite, crops, digests, mine):
+        task, index, problem, truth = cell["task"], cell["index"], cell["problem"], cell["truth"]
+        if cell["method"] is None:  # a new (image, task): its measurement, shown in the grid
+            if index == 0:
+                shown = problem.measurement
+                if shown.shape[-2:] != truth.shape[-2:]:
+                    shown = problem.operator.classical_estimate(shown, task.sigma_y)
+                write_image(truth, out / "images" / task.name / "clean.png")
+                write_image(shown.clamp(-1, 1), out / "images" / task.name / "measurement.png")
+            bar.update(1)
+            continue
+        method, variant, runs, key = cell["method"], cell["variant"], cell["runs"], cell["key"]
+        image_path = out / "images" / task.name / f"{method.label(variant)}.png"
+        if key in done and (index != 0 or image_path.exists()):
+            continue
+        with PeakMemory(device) as memory:
+            samples, nfe, seconds = timed_run(method, problem, variant, models, cell["seed"], runs, suite.precision)
+        record = {"key": key, "task": task.name, "image": cell["name"], "index": index, "method": method.name,
+                  "label": method.label(variant), "variant": variant, "runs": runs, "nfe": nfe,
+                  "seconds_per_image": seconds, "peak_mem_mb": memory.peak_mb,
+                  "one": score(samples[0], truth),
+                  "mean": score(samples.mean(0), truth) if samples.shape[0] > 1 else None,
+                  "calibration": calibration(samples, truth)}
+        if index == 0:
+            write_image(samples[0].clamp(-1, 1), image_path)
+        append_cell(own_cells, record)
+        done[key] = record
+    bar.close()
+    if world > 1:
+        torch.distributed.barrier()
+    if rank != 0:
+        return []
+    all_cells = read_cells(cells_dir)
+    wanted = [cell["key"] for cell in plan(suite, crops, digests, list(range(len(crops)))) if cell["method"]]
+    missing = [key for key in wanted if key not in all_cells]
+    if missing:
+        raise SuiteError(f"{len(missing)} cells are missing after the run (a rank failed?): rerun with --resume")
+    return write_report(suite, [all_cells[key] for key in wanted], out, digests)
+
+
+def plan(suite: Suite, crops, digests: dict, indices: list[int]):
+    """The suite's cells for the images ``indices``, in report order (task, image, method,
+    variant). For each (task, image) it first yields the posed problem alone (``method``
+    None), then one dict per cell with its ``method``, ``variant``, ``runs`` and ``key``."""
+    for task_name in suite.tasks:
+        task = load_task(task_name)
+        for index in indices:
+            name, clean = crops[index]
+            seed = suite.seed + index
+            problem, truth = simulate_problem(clean, task, seed)
+            where = {"task": task, "index": index, "name": name, "seed": seed, "problem": problem, "truth": truth}
+            yield {**where, "method": None}
+            for method_name, settings in suite.methods.items():
+                method = METHODS[method_name]
+                if not method.applies(problem):
+                    continue
+                for variant in method.variants(settings, problem):
+                    runs = (variant.get("runs") or suite.runs) if method.sampling else 1
+                    key = cell_key(image=name, crop=suite.crop, task=task.to_dict(), seed=seed, runs=runs,
+                                   method=method_name, variant=variant, precision=suite.precision,
+                                   models={k: digests[k] for k in method.models})
+                    yield {**where, "method": method, "variant": variant, "runs": runs, "key": key}
+
+
+__all__ = ["calibration", "load_crops", "run_suite", "score"]

@@ -1,0 +1,98 @@
+"""DAPS: Decoupled Annealing Posterior Sampling (Zhang et al., CVPR 2025), on an EDM denoiser.
+
+A peer of PnP-GD for the benchmarks (deepinv has no DAPS). From the paper (its Algorithm 1 and
+section 4), in this project's units (images in [-1, 1], EDM noise levels):
+
+- anneal over ``sigma_0 > ... > sigma_{K-1}`` (EDM's poly-7 schedule, 100 down to 0.1), then 0;
+- at level ``sigma_k``, from ``x_t``, an Euler probability-flow ODE down to ~0 gives ``x0_hat``
+  (:func:`ode_denoise`, ``ode_steps`` network calls);
+- Langevin dynamics on ``x0`` targets ``p(x0 | x_t, y) ~ N(x0; x0_hat, r_k^2 I) p(y | x0)`` with
+  ``r_k = sigma_k`` and the likelihood ``p(y | x0) ~ exp(-||A(x0) - y||^2 / (2 tau^2))``
+  (:func:`langevin_x0`), with a step size decaying linearly from ``lr`` to ``lr_min_ratio * lr``
+  over the annealing;
+- ``x_{k+1} = x0 + sigma_{k+1} eps``: the next level's start is the sample re-noised.
+
+NFE = ``annealing_steps x ode_steps`` (DAPS-1K: 200 x 5). The Langevin steps use only the
+operator (and autograd for a nonlinear one), not the network.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .edm import karras_sigmas
+
+Tensor = torch.Tensor
+
+#: DAPS's annealing range (EDM levels) and its Langevin defaults (paper, section 5 and appendix).
+DAPS_SIGMA_MAX, DAPS_SIGMA_MIN = 100.0, 0.1
+DAPS_TAU, DAPS_LANGEVIN_STEPS, DAPS_LR_MIN_RATIO = 0.01, 100, 0.01
+#: The ODE's last level before its final jump to 0.
+ODE_SIGMA_MIN = 0.01
+
+
+def annealing_levels(annealing_steps: int, sigma_max: float = DAPS_SIGMA_MAX,
+                     sigma_min: float = DAPS_SIGMA_MIN) -> list[float]:
+    """``annealing_steps`` EDM poly-7 levels from ``sigma_max`` to ``sigma_min``, then 0."""
+    return karras_sigmas(annealing_steps, sigma_max, sigma_min, rho=7.0).tolist() + [0.0]
+
+
+def ode_denoise(denoiser: Callable[[Tensor, Tensor], Tensor], x: Tensor, sigma: float, ode_steps: int) -> Tensor:
+    """``x0_hat``: Euler steps of the probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma``
+    from ``sigma`` down a poly-7 grid to :data:`ODE_SIGMA_MIN`, whose last step jumps to 0
+    (``x0_hat = D(x, sigma_last)``); ``ode_steps`` calls of ``denoiser(x, sigma_per_image)``.
+    ``ode_steps = 1`` is the denoiser's MMSE estimate ``D(x, sigma)``."""
+    levels = [sigma] if ode_steps == 1 else karras_sigmas(ode_steps, sigma, min(ODE_SIGMA_MIN, sigma), rho=7.0).tolist()
+    levels = levels[:ode_steps] + [0.0]
+    for current, following in zip(levels[:-1], levels[1:]):
+        denoised = denoiser(x, torch.full((x.shape[0],), current, device=x.device, dtype=x.dtype))
+        x = denoised if following == 0 else x + (following - current) * (x - denoised) / current
+    return x
+
+
+def langevin_x0(x0_hat: Tensor, misfit: Callable[[Tensor], Tensor], r: float, tau: float, lr: float, steps: int,
+                rng: torch.Generator | None = None) -> Tensor:
+    """Langevin dynamics for ``p(x0) ~ exp(-||x0 - x0_hat||^2 / (2 r^2) - misfit(x0) / (2 tau^2))``:
+    ``x <- x - lr grad U(x) + sqrt(2 lr) eps``, started at ``x0_hat``. ``misfit(x)`` is
+    ``||A(x) - y||^2`` per image (differentiated with autograd)."""
+    x = x0_hat.clone()
+    for _ in range(steps):
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            data_grad, = torch.autograd.grad(misfit(leaf).sum(), leaf)
+        grad = (x - x0_hat) / r**2 + data_grad / (2 * tau**2)
+        noise = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
+        x = x - lr * grad + (2 * lr) ** 0.5 * noise
+    return x
+
+
+@torch.no_grad()
+def daps_sample(denoiser: Callable[[Tensor, Tensor], Tensor], operator, y: Tensor, annealing_steps: int = 200,
+                ode_steps: int = 5, lr: float = 1e-4, tau: float = DAPS_TAU, langevin_steps: int = DAPS_LANGEVIN_STEPS,
+                lr_min_ratio: float = DAPS_LR_MIN_RATIO, sigma_max: float = DAPS_SIGMA_MAX,
+                sigma_min: float = DAPS_SIGMA_MIN, rng: torch.Generator | None = None) -> Tensor:
+    """One DAPS sample per measurement in ``y`` ``(N, ...)``: ``(N, C, H, W)`` in [-1, 1] units.
+
+    ``denoiser(x, sigma)``: an EDM denoiser (the teacher) with ``sigma`` of shape ``(N,)``;
+    ``operator``: ours (``forward`` differentiable). See the module docstring for the algorithm.
+    """
+    if annealing_steps < 1 or ode_steps < 1 or langevin_steps < 0:
+        raise ValueError("annealing_steps and ode_steps must be >= 1 and langevin_steps >= 0")
+    shape = operator.clean_shape(tuple(y.shape))
+    levels = annealing_levels(annealing_steps, sigma_max, sigma_min)
+
+    def misfit(x: Tensor) -> Tensor:
+        return (operator.forward(x) - y).flatten(1).pow(2).sum(1)
+
+    x_t = levels[0] * torch.randn(shape, generator=rng, device=y.device, dtype=y.dtype)
+    for k, (sigma, following) in enumerate(zip(levels[:-1], levels[1:])):
+        x0_hat = ode_denoise(denoiser, x_t, sigma, ode_steps)
+        step = lr * (1 + (k / max(annealing_steps - 1, 1)) * (lr_min_ratio - 1))
+        x0 = langevin_x0(x0_hat, misfit, sigma, tau, step, langevin_steps, rng)
+        x_t = x0 + following * torch.randn(shape, generator=rng, device=y.device, dtype=y.dtype)
+    return x_t
+
+
+__all__ = ["annealing_levels", "daps_sample", "langevin_x0", "ode_denoise"]

@@ -1,0 +1,239 @@
+"""``ncvsd-bench``: the smoke suite end to end, counted NFE, one measurement for all methods,
+resume, sharding under torchrun, bad suite files, and the peers' building blocks (the deepinv
+denoiser adapter, the SR SVD as a deepinv physics, DAPS on a Gaussian toy)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ncvsd_inverse.bench import DeepinvDenoiser, load_suite, run_suite
+from ncvsd_inverse.bench import methods as bench_methods
+from ncvsd_inverse.bench.runner import read_cells
+from ncvsd_inverse.bench.suite import SuiteError
+from ncvsd_inverse.cli.bench import main
+from ncvsd_inverse.daps import daps_sample
+from operators import Blur, Inpainting, PhaseRetrieval, SuperResolution, gaussian_kernel, to_deepinv_svd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data"
+SMOKE = ROOT / "benchmarks" / "suites" / "smoke.yaml"
+
+
+def write_suite(folder: Path, text: str) -> Path:
+    path = folder / "suite.yaml"
+    path.write_text(text.replace("DATA", str(DATA)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The smoke suite, run once through the CLI, with every measurement each method saw."""
+    out = tmp_path_factory.mktemp("smoke") / "out"
+    seen = []
+    import ncvsd_inverse.bench.runner as runner
+
+    real = runner.timed_run
+
+    def recording(method, problem, *args, **kwargs):
+        seen.append((problem.task.name, method.name, problem.measurement.clone()))
+        return real(method, problem, *args, **kwargs)
+
+    runner.timed_run = recording
+    try:
+        result = CliRunner().invoke(main, [str(SMOKE), "--out", str(out), "--quiet"])
+    finally:
+        runner.timed_run = real
+    assert result.exit_code == 0, result.output
+    return out, seen, result.output
+
+
+def test_smoke_suite_writes_every_output_with_counted_nfe(smoke_run):
+    out, _, output = smoke_run
+    records = json.loads((out / "results.json").read_text())
+    for name in ("results.md", "run.json", "quality_vs_nfe.png", "grid-sr4x.png", "grid-box_inpainting.png",
+                 "grid-gaussian_deblur.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert "| sr4x | ncvsd 3 | 3 |" in output
+    fields = {"suite", "task", "method", "nfe", "images", "psnr", "ssim", "lpips", "psnr_mean", "ssim_mean",
+              "lpips_mean", "calibration", "seconds_per_image", "peak_mem_mb", "settings"}
+    expected_nfe = {"ncvsd 3": 3, "ncvsd 2": 2, "pnp_teacher 2": 2, "diffpir 3": 3, "ddrm 3": 3, "daps 3x1": 3,
+                    "bicubic": 0, "biharmonic": 0, "wiener": 0, "tv": 0}
+    by_task = {}
+    for record in records:
+        assert set(record) == fields and record["images"] == 2 and record["suite"] == "smoke"
+        assert record["nfe"] == expected_nfe[record["method"]], record  # counted by the hooks
+        assert 0 < record["psnr"] < 60 and 0 <= record["lpips"] < 1  # LPIPS is real everywhere
+        sampling = record["nfe"] > 0
+        assert (record["calibration"] is not None) == sampling and (record["psnr_mean"] is not None) == sampling
+        if sampling:
+            assert 0 <= record["calibration"] <= 1
+        by_task.setdefault(record["task"], set()).add(record["method"])
+    assert by_task["gaussian_deblur"] >= {"wiener", "tv", "ddrm 3", "daps 3x1"} and "bicubic" in by_task["sr4x"]
+
+
+def test_every_method_gets_the_same_measurement_bit_for_bit(smoke_run):
+    _, seen, _ = smoke_run
+    first = {}
+    for task, method, measurement in seen:
+        key = (task, tuple(measurement.shape), float(measurement.flatten()[0]))
+        first.setdefault(key, measurement)
+        assert torch.equal(first[key], measurement), (task, method)
+    methods_per_measurement = {}
+    for task, method, measurement in seen:
+        methods_per_measurement.setdefault((task, float(measurement.flatten()[0])), set()).add(method)
+    assert len(methods_per_measurement) == 6  # 3 tasks x 2 images
+    assert all(len(m) >= 5 for m in methods_per_measurement.values())
+
+
+def test_resume_skips_finished_cells_and_reruns_changed_ones(tmp_path, monkeypatch):
+    import ncvsd_inverse.bench.runner as runner
+
+    suite_text = """
+name: resume
+data: {folder: DATA, crop: 32, first: 2}
+tasks: [sr4x]
+runs: 2
+methods:
+  ncvsd: {steps: [STEPS]}
+  classical: {}
+"""
+    calls = []
+    real = runner.timed_run
+
+    def counted(method, problem, variant, *args):
+        calls.append(method.label(variant))
+        return real(method, problem, variant, *args)
+
+    monkeypatch.setattr(runner, "timed_run", counted)
+    out = tmp_path / "out"
+    run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "2"))), out, progress=False)
+    assert sorted(calls) == ["bicubic", "bicubic", "ncvsd 2", "ncvsd 2"]
+    with pytest.raises(SuiteError, match="pass --resume"):
+        run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "2"))), out, progress=False)
+    calls.clear()
+    records = run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "3"))), out, resume=True,
+                        progress=False)
+    assert sorted(calls) == ["ncvsd 3", "ncvsd 3"]  # the classical cells were kept
+    assert [r["method"] for r in records] == ["ncvsd 3", "bicubic"]
+    # a line cut by a kill is dropped and its cell redone
+    cells_file = out / "cells" / "rank0.jsonl"
+    lines = cells_file.read_text().splitlines()
+    cells_file.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:40])
+    assert len(read_cells(out / "cells")) == len(lines) - 1
+    calls.clear()
+    run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "3"))), out, resume=True, progress=False)
+    assert len(calls) == 1
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+def test_two_processes_give_the_results_of_one(tmp_path):
+    suite = write_suite(tmp_path, """
+name: shard
+data: {folder: DATA, crop: 32, first: 3}
+tasks: [random_inpainting]
+runs: 2
+methods:
+  ncvsd: {steps: [2]}
+  classical: {}
+""")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "ncvsd_inverse.cli.bench", str(suite), "--out", str(tmp_path / "one"),
+                    "--quiet"], check=True, env=env, capture_output=True)
+    subprocess.run(["torchrun", "--nproc-per-node", "2", "-m", "ncvsd_inverse.cli.bench", str(suite), "--out",
+                    str(tmp_path / "two"), "--quiet"], check=True, env=env, capture_output=True)
+    assert sorted(p.name for p in (tmp_path / "two" / "cells").iterdir()) == ["rank0.jsonl", "rank1.jsonl"]
+
+    def quality(folder):
+        return [{k: v for k, v in r.items() if k not in ("seconds_per_image", "peak_mem_mb")}
+                for r in json.loads((folder / "results.json").read_text())]
+
+    assert quality(tmp_path / "one") == quality(tmp_path / "two")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: x\ndata: {folder: DATA}\ntasks: [sr4x]\nmethods: {dps2: {}}", "methods.dps2: unknown method"),
+    ("name: x\ndata: {folder: DATA}\ntasks: [sr4x]\nmethods: {ncvsd: {stepz: 3}}",
+     "methods.ncvsd: unknown key 'stepz'"),
+    ("name: x\ndata: {folder: DATA}\ntasks: [sr4x]\nmethods: {ncvsd: {steps: [0]}}", "methods.ncvsd.steps: must be"),
+    ("name: x\ndata: {folder: DATA}\ntasks: [sr4x]\nmethods: {daps: {lr: {sr4x: -1}}}", "methods.daps.lr: must map"),
+    ("name: x\ndata: {folder: /nonexistent}\ntasks: [sr4x]\nmethods: {classical: {}}", "data.folder: no such folder"),
+    ("name: x\ndata: {folder: DATA, crop: 2}\ntasks: [sr4x]\nmethods: {classical: {}}", "data.crop: must be"),
+    ("name: x\ndata: {folder: DATA}\ntasks: [sr5x]\nmethods: {classical: {}}", "tasks[0]: unknown task"),
+    ("name: x\ndata: {folder: DATA}\ntasks: [sr4x]\nruns: 0\nmethods: {classical: {}}", "runs: must be"),
+    ("name: x\ndata: {folder: DATA}\ntasks: [sr4x]\nmethods: {classical: {}}\nextra: 1", "unknown key 'extra'"),
+    ("[1, 2]", "must be a YAML mapping"),
+    ("name: x\ndata: {folder: DATA}\ntasks: [sr4x]\nmethods: {classical: {}}\nprecision: half", "precision: must be"),
+])
+def test_a_bad_suite_fails_at_once_naming_the_entry(tmp_path, text, message):
+    path = write_suite(tmp_path, text)
+    result = CliRunner().invoke(main, [str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_deepinv_adapter_reproduces_the_teacher():
+    from ncvsd_inverse import load_model
+
+    teacher = load_model(None, "teacher")
+    x01 = torch.rand(2, 3, 16, 16)
+    sigma = torch.tensor([0.05, 0.3])
+    with torch.no_grad():
+        ours = teacher(2 * x01 - 1, 2 * sigma)
+        assert torch.allclose(DeepinvDenoiser(teacher)(x01, sigma), (ours + 1) / 2, atol=1e-6)
+        assert torch.allclose(DeepinvDenoiser(teacher)(x01, 0.3)[1], (ours[1] + 1) / 2, atol=1e-6)
+        centered = DeepinvDenoiser(teacher, sigma_scale=0.5, centered=True)(x01 - 0.5, sigma)
+        assert torch.allclose(centered, teacher(2 * x01 - 1, sigma) / 2, atol=1e-6)
+
+
+def test_sr_svd_physics_matches_our_operator():
+    operator = SuperResolution(4)
+    x = torch.randn(2, 3, 32, 24)
+    physics = to_deepinv_svd(operator, x.shape, 0.1)
+    y = operator.forward(x)
+    assert torch.allclose(physics.A(x), y, atol=1e-5)
+    assert torch.allclose(physics.A_adjoint(y), operator.adjoint(y), atol=1e-5)
+    assert torch.allclose(physics.A_dagger(y), operator.pseudo_inverse(y), atol=1e-4)
+    assert physics.noise_model.sigma == pytest.approx(0.05)
+    v = torch.randn_like(x)  # V is orthogonal
+    assert torch.allclose(physics.V(physics.V_adjoint(v)), v, atol=1e-4)
+    with pytest.raises(TypeError, match="no SVD"):
+        to_deepinv_svd(PhaseRetrieval(), x.shape)
+
+
+def test_ddrm_noise_scale_is_what_deepinv_injects():
+    shape = (1, 3, 32, 32)
+    assert bench_methods.ddrm_noise_scale(to_deepinv_svd(SuperResolution(4), shape), shape) == pytest.approx(
+        2**-0.5, rel=0.02)
+    assert bench_methods.ddrm_noise_scale(to_deepinv_svd(Blur(gaussian_kernel(9, 2.0)), shape), shape) == pytest.approx(
+        1.0, rel=0.03)
+
+
+def test_daps_samples_the_posterior_of_a_gaussian_toy():
+    """Prior N(0, s^2), exact denoiser, two pixels observed with DAPS's likelihood std tau. With
+    a step size held (lr_min_ratio 1) and the annealing down to 0.01, the observed pixels follow
+    the exact posterior; the unobserved ones keep the prior's mean, with the variance DAPS's
+    Gaussian approximation ``p(x0 | x_t) ~ N(x0_hat, sigma_t^2)`` inflates (about +20 %: it
+    adds sigma_t^2 where the true conditional variance is smaller)."""
+    s, tau = 0.5, 0.1
+    mask = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    y1 = torch.tensor([[[[0.3, 0.0], [-0.4, 0.0]]]])
+    y = y1.repeat(4000, 1, 1, 1)
+
+    def denoiser(x, sigma):
+        return s**2 / (s**2 + sigma.view(-1, 1, 1, 1) ** 2) * x
+
+    out = daps_sample(denoiser, Inpainting(mask), y, annealing_steps=100, ode_steps=5, lr=1e-4, tau=tau,
+                      lr_min_ratio=1.0, sigma_min=0.01, rng=torch.Generator().manual_seed(1))
+    mean, var = out.mean(0).flatten(), out.var(0).flatten()
+    exact_mean = (y1 * s**2 / (s**2 + tau**2)).flatten()[[0, 2]]
+    exact_var = s**2 * tau**2 / (s**2 + tau**2)
+    assert torch.allclose(mean[[0, 2]], exact_mean, atol=0.01)
+    assert torch.allclose(var[[0, 2]], torch.full((2,), exact_var), rtol=0.15)
+    assert mean[[1, 3]].abs().max() < 0.03 and torch.all((var[[1, 3]] > s**2) & (var[[1, 3]] < 1.35 * s**2))
