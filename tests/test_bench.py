@@ -63,8 +63,8 @@ def test_smoke_suite_writes_every_output_with_counted_nfe(smoke_run):
     assert "| sr4x | ncvsd 3 | 3 |" in output
     fields = {"suite", "task", "method", "nfe", "images", "psnr", "ssim", "lpips", "psnr_mean", "ssim_mean",
               "lpips_mean", "calibration", "seconds_per_image", "peak_mem_mb", "settings"}
-    expected_nfe = {"ncvsd 3": 3, "ncvsd 2": 2, "pnp_teacher 2": 2, "diffpir 3": 3, "ddrm 3": 3, "daps 3x1": 3,
-                    "bicubic": 0, "biharmonic": 0, "wiener": 0, "tv": 0}
+    expected_nfe = {"ncvsd 3": 3, "ncvsd 2": 2, "pnp_teacher 2": 2, "dps 4": 3, "diffpir 3": 3, "ddrm 3": 3,
+                    "daps 3x1": 3, "bicubic": 0, "biharmonic": 0, "wiener": 0, "tv": 0}
     by_task = {}
     for record in records:
         assert set(record) == fields and record["images"] == 2 and record["suite"] == "smoke"
@@ -89,7 +89,7 @@ def test_every_method_gets_the_same_measurement_bit_for_bit(smoke_run):
     for task, method, measurement in seen:
         methods_per_measurement.setdefault((task, float(measurement.flatten()[0])), set()).add(method)
     assert len(methods_per_measurement) == 6  # 3 tasks x 2 images
-    assert all(len(m) >= 5 for m in methods_per_measurement.values())
+    assert all(len(m) >= 6 for m in methods_per_measurement.values())
 
 
 def test_resume_skips_finished_cells_and_reruns_changed_ones(tmp_path, monkeypatch):
@@ -237,3 +237,17 @@ def test_daps_samples_the_posterior_of_a_gaussian_toy():
     assert torch.allclose(mean[[0, 2]], exact_mean, atol=0.01)
     assert torch.allclose(var[[0, 2]], torch.full((2,), exact_var), rtol=0.15)
     assert mean[[1, 3]].abs().max() < 0.03 and torch.all((var[[1, 3]] > s**2) & (var[[1, 3]] < 1.35 * s**2))
+
+
+def test_dps_step_factor_is_the_ddpm_beta():
+    """On deepinv's VP schedule with 1000 DDPM steps, the factor that multiplies the guidance in
+    one step is the discrete beta_t = beta(t) / 1000 (beta linear from 0.1 to 20), so the
+    paper's zeta becomes the weight 2 zeta / beta_t."""
+    from deepinv.sampling import VariancePreservingDiffusion
+
+    timesteps = torch.linspace(1, 0, 1001, dtype=torch.float64)
+    levels, inverse_factor = bench_methods.dps_step_weights(VariancePreservingDiffusion(), timesteps)
+    beta = (0.1 + timesteps[:-1] * (20 - 0.1)) / 1000
+    middle = slice(10, 990)
+    assert torch.allclose(1 / inverse_factor[middle], beta[middle], rtol=0.05)
+    assert torch.all(levels[:-1] > levels[1:])  # decreasing noise levels, one per step
