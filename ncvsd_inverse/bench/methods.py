@@ -23,7 +23,15 @@ from typing import Callable
 
 import torch
 
-from operators import Blur, Inpainting, SuperResolution, measurement_to_deepinv, to_deepinv, to_deepinv_svd
+from operators import (
+    Blur,
+    Inpainting,
+    PhaseRetrieval,
+    SuperResolution,
+    measurement_to_deepinv,
+    to_deepinv,
+    to_deepinv_svd,
+)
 
 from ..edm import SIGMA_MIN
 from ..problem import Problem, with_sampler_settings
@@ -224,13 +232,13 @@ def tv_deconvolution(problem: Problem, weight: float = 0.02) -> Tensor:
 
 class Classical(Method):
     """The task's classical baselines, one variant each: the operator's own (bicubic, biharmonic,
-    Wiener) and, for blur, TV deconvolution (deepinv)."""
+    Wiener, Fienup's HIO for phase retrieval) and, for blur, TV deconvolution (deepinv)."""
 
     def __init__(self):
         super().__init__("classical", {}, sampling=False, models=())
 
     def applies(self, problem):
-        return isinstance(problem.operator, (SuperResolution, Inpainting, Blur))
+        return isinstance(problem.operator, (SuperResolution, Inpainting, Blur, PhaseRetrieval))
 
     def variants(self, settings, problem):
         names = [problem.operator.classical_name] + (["tv"] if isinstance(problem.operator, Blur) else [])
@@ -356,14 +364,13 @@ class DPS(Method):
                 self.weight = float(2 * zeta * inverse_factor[step])
                 return super().forward(x, y, physics, sigma, *args, get_model_outputs=get_model_outputs, **kwargs)
 
-        physics = _physics_for(problem)
+        physics, y_d = _physics_and_measurement(problem)
         out = []
         for run in range(runs):
             rng = torch.Generator(device=device).manual_seed(seed * 1000 + run)
             sampler = PosteriorDiffusion(
                 data_fidelity=PaperStepFidelity(denoiser, clip=[-1.0, 1.0], guidance="norm"), denoiser=denoiser,
                 sde=sde, solver=DDPMSolver(timesteps=timesteps, rng=rng), dtype=torch.float64, device=device)
-            y_d = measurement_to_deepinv(problem.operator, problem.measurement, problem.clean_shape)
             torch.manual_seed(seed * 1000 + run)
             out.append(sampler(y_d, physics, x_init=tuple(problem.clean_shape)).float() * 2 - 1)
         return torch.stack(out)
@@ -395,12 +402,27 @@ class DAPS(Method):
 
 
 def _physics_for(problem: Problem):
-    """The deepinv physics of a problem: the SVD form where there is one (exact ``prox_l2``),
-    else the generic ``LinearPhysics``."""
+    """The deepinv physics of a linear problem: the SVD form where there is one (exact
+    ``prox_l2``), else the generic ``LinearPhysics``."""
     try:
         return to_deepinv_svd(problem.operator, problem.clean_shape, problem.task.sigma_y)
     except TypeError:
         return to_deepinv(problem.operator, problem.task.sigma_y)
+
+
+def _physics_and_measurement(problem: Problem):
+    """``(physics, y_d)`` in deepinv's [0, 1] units. A nonlinear operator (phase retrieval) already
+    reads its input through ``(x + 1) / 2``: its deepinv form is ``A_d(x_d) = A(2 x_d - 1)``, with
+    our measurement and noise unchanged."""
+    import deepinv
+
+    if problem.operator.is_linear:
+        y_d = measurement_to_deepinv(problem.operator, problem.measurement, problem.clean_shape)
+        return _physics_for(problem), y_d
+    operator = problem.operator
+    physics = deepinv.physics.Physics(A=lambda x: operator.forward(2 * x - 1),
+                                      noise_model=deepinv.physics.GaussianNoise(sigma=problem.task.sigma_y))
+    return physics, problem.measurement
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (PnP("ncvsd", "ncvsd"), PnP("pnp_teacher", "teacher"), DPS(),
