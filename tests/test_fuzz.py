@@ -270,6 +270,37 @@ def test_cli_solve_and_degrade_end_in_a_result_or_one_line(tmp_path_factory, tin
         assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
 
 
+training_keys = st.sampled_from(["batch", "patch", "lr", "steps", "p_std", "ema_std", "grad_clip", "seed",
+                                  "checkpoint_every", "network", "rampup_steps", "other"])
+training_values = (st.integers(-5, 64) | st.floats(-1, 2) | st.sampled_from([10**40, float("nan"), "x", True, None])
+                   | yaml_values)
+
+
+@fuzz(25)
+@given(section=st.sampled_from(["teacher", "distill"]),
+       overrides=st.dictionaries(training_keys, training_values, max_size=3))
+def test_cli_train_ends_in_a_run_or_one_line(tmp_path_factory, data_dir, section, overrides):
+    """``ncvsd-train`` with a preset of random settings on top of ``tiny``: one training step, or
+    our one-line error naming the setting; never a traceback or a half-made run folder."""
+    count("cli-train")
+    from ncvsd_inverse.cli.train import train_main
+
+    folder = tmp_path_factory.mktemp("train")
+    preset = folder / "fuzz.yaml"
+    try:
+        preset.write_text(yaml.safe_dump({"base": "tiny", section: overrides}))
+    except (ValueError, yaml.YAMLError):
+        return
+    result = CliRunner().invoke(train_main, ["--preset", str(preset), "--data", str(data_dir), "--out",
+                                             str(folder / "run"), "--steps", "1", "--quiet", "--device", "cpu"])
+    assert result.exit_code in (0, 2), (overrides, result.output)
+    assert "Traceback" not in result.output
+    if result.exit_code == 2:
+        assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1, result.output
+    else:
+        assert (folder / "run" / "latest.safetensors").exists() or any((folder / "run").glob("*.safetensors"))
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _report_counts():
     yield

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import yaml
@@ -84,17 +85,68 @@ class DistillConfig(RecipeConfig):
     val_patch: int = 64
 
 
+#: The range each numeric setting must lie in (both ends included); checked by :func:`check_ranges`.
+RANGES = {
+    "batch": (1, 65536), "patch": (8, 4096), "lr": (1e-12, 10.0), "lr_ref_steps": (1, 10**9),
+    "rampup_steps": (0, 10**9), "p_mean": (-10.0, 10.0), "p_std": (1e-6, 10.0), "ema_std": (0.0, 1.0),
+    "grad_clip": (0.0, 1e9), "steps": (0, 10**9), "checkpoint_every": (1, 10**9), "log_every": (1, 10**9),
+    "seed": (0, 2**63 - 1), "gamma": (0.0, 10.0), "g_lr_scale": (1e-9, 1e3), "d_lr_scale": (1e-9, 1e3),
+    "fake_steps": (1, 1000), "sigma_min": (1e-9, 1e3), "sigma_max": (1e-9, 1e6), "sigma_levels": (2, 10**7),
+    "sigma_rho": (0.1, 100.0), "gan_scale": (0.0, 1e6), "gan_warmup_steps": (0, 10**9), "mean_scale": (0.0, 1e6),
+    "val_every": (1, 10**9), "val_images": (1, 4096), "val_patch": (8, 4096),
+}
+
+
+def check_ranges(config, source: str) -> None:
+    """Each field of a recipe has its declared type (int, float, bool, str, or a tuple of floats)
+    and lies in :data:`RANGES`; raises ``ValueError`` naming the first that does not."""
+    for field in dataclasses.fields(config):
+        value, default = getattr(config, field.name), field.default
+        if field.name == "network":
+            continue
+        if field.name == "val_sigmas":
+            if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e6
+                                    for v in value):
+                raise ValueError(f"{source}: val_sigmas must be a non-empty list of positive numbers, got {value!r}")
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise ValueError(f"{source}: {field.name} must be {type(default).__name__}, got {value!r}")
+        low, high = RANGES.get(field.name, (None, None))
+        if low is not None and not low <= value <= high:
+            raise ValueError(f"{source}: {field.name} must be between {low} and {high}, got {value!r}")
+    if isinstance(config, DistillConfig):
+        if config.condition not in ("encoder", "concat"):
+            raise ValueError(f"{source}: condition must be 'encoder' or 'concat', got {config.condition!r}")
+        if config.sigma_min >= config.sigma_max:
+            raise ValueError(f"{source}: sigma_min must be below sigma_max")
+
+
 def _from_dict(cls, data: dict, source: str):
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: a {cls.__name__} section must be a mapping, got {data!r}")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(map(str, data)) - names)
     if unknown:
         raise ValueError(f"{source}: unknown key '{unknown[0]}' for {cls.__name__}")
     data = dict(data)
     if "network" in data:
         data["network"] = _from_dict(UNetConfig, data["network"], source)
     if "val_sigmas" in data:
-        data["val_sigmas"] = tuple(data["val_sigmas"])
-    return cls(**data)
+        value = data["val_sigmas"]
+        data["val_sigmas"] = tuple(value) if isinstance(value, (list, tuple)) else value
+    if cls is UNetConfig:
+        return cls(**data)
+    config = cls(**data)
+    check_ranges(config, source)
+    return config
 
 
 def available_presets() -> list[str]:
