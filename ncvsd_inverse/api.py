@@ -76,7 +76,7 @@ def model_channels(model) -> int | None:
 def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=None, runs: int = 1,
           steps: int | None = None, seed: int = 0, device=None, prior: str = "ncvsd", mask=None, kernel=None,
           physics=None, progress: bool = False, callback=None, precision: str = "float32",
-          **overrides) -> PosteriorResult:
+          tile: int | str | None = "auto", **overrides) -> PosteriorResult:
     """Recover clean images from ``measurement`` with PnP-GD (DESIGN 3.6).
 
     measurement: ``(N, C, h, w)`` degraded image(s) in [-1, 1] (for ``sr4x`` the low-resolution
@@ -95,6 +95,10 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
     callback: called after every step with a dict (see :func:`~ncvsd_inverse.sampling.posterior_sample`).
     precision: ``"float32"`` or ``"bfloat16"`` (network under autocast: faster only on CPUs with
       native bf16, see :func:`~ncvsd_inverse.sampling.native_bfloat16`).
+    tile: evaluate the network in overlapping tiles of this many pixels (memory bounded by the
+      tile; :mod:`~ncvsd_inverse.tiling`); None: never; ``"auto"`` (default): tiles of
+      :data:`AUTO_TILE` for images larger than :data:`AUTO_TILE_ABOVE` on a side, or whenever the
+      untiled solve would not fit in memory.
     overrides: sampler settings (``likelihood_scale``, ``sigma_max``, ``sigma_min``, ``rho``,
       ``ema_sigma``, ``ema_decay``, ``init``, ``restarts``); None values are ignored.
     Returns a :class:`PosteriorResult`: ``samples`` (runs, N, C, H, W), ``mean`` and ``std``
@@ -120,17 +124,42 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
     if model is None or isinstance(model, (str, Path)):
         model = load_model(model, "generator" if prior == "ncvsd" else "teacher", device)
     chains = runs * problem.settings["restarts"]
-    check_memory(problem.clean_shape, chains, model_network_config(model),
-                 images_per_call=1 if device.type == "cpu" else None, device=device)
+    images_per_call = 1 if device.type == "cpu" else None
+    tile = choose_tile(tile, problem.clean_shape, chains, model_network_config(model), images_per_call, device)
+    check_memory(problem.clean_shape, chains, model_network_config(model), images_per_call, device, tile)
     problem = problem.to(device)
     settings = problem.settings
-    step = (GenerativePrior if prior == "ncvsd" else DenoiserPrior)(model, model_channels(model), precision)
+    step = (GenerativePrior if prior == "ncvsd" else DenoiserPrior)(model, model_channels(model), precision, tile=tile)
     rng = torch.Generator(device=device).manual_seed(seed)
     sigmas = pnp_sigmas(settings["steps"], settings["sigma_max"], settings["sigma_min"], settings["rho"], device)
     return posterior_sample(step, problem.operator, problem.measurement, sigmas, settings["likelihood_scale"],
                             runs=runs, restarts=settings["restarts"], x_init=problem.initial_image(),
                             ema_sigma=settings["ema_sigma"], ema_decay=settings["ema_decay"], rng=rng,
                             callback=callback, progress=progress)
+
+
+#: Tile size of ``tile="auto"``, the image side above which it tiles, and the smaller tiles it
+#: tries when even that does not fit in memory.
+AUTO_TILE, AUTO_TILE_ABOVE, SMALLER_TILES = 512, 1024, (384, 256)
+
+
+def choose_tile(tile: int | str | None, clean_shape: tuple[int, ...], chains: int, cfg, images_per_call,
+                device) -> int | None:
+    """The tile size a solve uses: ``tile`` itself, or for ``"auto"`` None when the untiled solve
+    fits in the memory available and the image is at most :data:`AUTO_TILE_ABOVE` on a side;
+    else the largest of :data:`AUTO_TILE` and :data:`SMALLER_TILES` that fits."""
+    if tile != "auto":
+        if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 16):
+            raise ValueError(f"tile must be 'auto', None or an integer >= 16, got {tile!r}")
+        return tile
+    candidates = [None] if max(clean_shape[-2:]) <= AUTO_TILE_ABOVE else []
+    for candidate in (*candidates, AUTO_TILE, *SMALLER_TILES):
+        try:
+            check_memory(clean_shape, chains, cfg, images_per_call, device, candidate)
+            return candidate
+        except ValueError:
+            continue
+    return AUTO_TILE  # the memory check of the solve then says what fits
 
 
 def solve_deepinv(measurement: torch.Tensor, physics, task: Task | str = "denoise", **kwargs) -> PosteriorResult:

@@ -52,17 +52,23 @@ def network_bytes(cfg: UNetConfig, height: int, width: int, images: int = 1) -> 
 
 
 def solve_memory_bytes(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig | None = None,
-                       images_per_call: int | None = None) -> int:
+                       images_per_call: int | None = None, tile: int | None = None) -> int:
     """Estimated peak bytes of a solve of ``clean_shape`` ``(N, C, H, W)`` with ``chains`` chains
     per image: the sampler state (``STATE_COPIES`` images per chain, plus the dense 1-D
     resampling matrices of SR) and, for a network of size ``cfg``, one call on
-    ``images_per_call`` images (None: all ``chains x N`` at once)."""
+    ``images_per_call`` images (None: all ``chains x N`` at once), of at most ``tile x tile``
+    pixels when tiled (plus the tiled output and its weights: two more images)."""
     n, channels, height, width = (1, 1, *clean_shape) if len(clean_shape) == 2 else clean_shape[-4:]
     state = STATE_COPIES * chains * n * channels * height * width * FLOAT_BYTES
     matrices = 8 * (height ** 2 + width ** 2) * FLOAT_BYTES
     network = 0
     if cfg is not None:
-        network = network_bytes(cfg, height, width, images_per_call or chains * n)
+        per_call = images_per_call or chains * n
+        if tile is not None and max(height, width) > tile:
+            network = network_bytes(cfg, min(height, tile), min(width, tile), per_call)
+            network += 2 * per_call * channels * height * width * FLOAT_BYTES
+        else:
+            network = network_bytes(cfg, height, width, per_call)
     return state + matrices + network
 
 
@@ -88,15 +94,16 @@ def available_memory_bytes(device: str | torch.device = "cpu") -> int | None:
 
 
 def check_memory(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig | None = None,
-                 images_per_call: int | None = None, device: str | torch.device = "cpu") -> None:
+                 images_per_call: int | None = None, device: str | torch.device = "cpu",
+                 tile: int | None = None) -> None:
     """Raise :class:`InsufficientMemoryError` when :func:`solve_memory_bytes` exceeds
     :func:`available_memory_bytes` (no check where the free memory cannot be read)."""
-    needed = solve_memory_bytes(clean_shape, chains, cfg, images_per_call)
+    needed = solve_memory_bytes(clean_shape, chains, cfg, images_per_call, tile)
     available = available_memory_bytes(device)
     if available is None or needed <= available:
         return
     height, width = clean_shape[-2:]
-    side = largest_square_side(clean_shape, chains, cfg, images_per_call, available)
+    side = largest_square_side(clean_shape, chains, cfg, images_per_call, available, tile)
     fits = f"the largest that fits is about {side}x{side}" if side else "not even a tiny image fits"
     remedy = "crop the image" + (" or use fewer runs" if chains > 1 else "")
     raise InsufficientMemoryError(
@@ -106,13 +113,13 @@ def check_memory(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig 
 
 
 def largest_square_side(clean_shape: tuple[int, ...], chains: int, cfg: UNetConfig | None,
-                        images_per_call: int | None, available: int) -> int:
+                        images_per_call: int | None, available: int, tile: int | None = None) -> int:
     """The largest ``S`` (a multiple of 8) such that an ``S x S`` version of the problem fits
     ``available`` bytes (0 if none does)."""
     low, high = 0, 1 << 17
     while high - low > 8:
         middle = (low + high) // 16 * 8
-        if solve_memory_bytes((*clean_shape[:-2], middle, middle), chains, cfg, images_per_call) <= available:
+        if solve_memory_bytes((*clean_shape[:-2], middle, middle), chains, cfg, images_per_call, tile) <= available:
             low = middle
         else:
             high = middle

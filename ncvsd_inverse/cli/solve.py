@@ -94,6 +94,19 @@ def _scores(estimate: torch.Tensor, clean: torch.Tensor, lpips_weights) -> dict:
             "lpips": metrics.mean_lpips(estimate, clean, weights=lpips_weights)}
 
 
+def _tile_option(value: str) -> int | str | None:
+    """``--tile``: ``auto``, ``0`` (never) or a tile size in pixels."""
+    if value == "auto":
+        return "auto"
+    try:
+        size = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not auto, 0 or a number of pixels", param_hint="--tile") from None
+    if size != 0 and size < 16:
+        raise click.BadParameter(f"tiles must be at least 16 pixels, got {size}", param_hint="--tile")
+    return size or None
+
+
 @click.command(epilog=EXAMPLES)
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--task", metavar="NAME", help="Task preset: " + ", ".join(available_tasks()) + ".")
@@ -128,10 +141,13 @@ def _scores(estimate: torch.Tensor, clean: torch.Tensor, lpips_weights) -> dict:
               help="Likelihood scale s (overrides the preset).")
 @click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path),
               help="torchvision AlexNet weights file for LPIPS.")
+@click.option("--tile", default="auto", show_default=True, metavar="N|auto|0",
+              help="Evaluate the network in overlapping N-pixel tiles (memory bounded by the tile); auto: "
+                   "512-pixel tiles above 1024 pixels or when the image would not fit in memory; 0: never.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--list-tasks", is_flag=True, help="List the task presets and exit.")
 def main(image, task, preset, output, mask, kernel, simulate, report, runs, save_samples, save_std, model, prior,
-         steps, seed, device, precision, likelihood_scale, lpips_weights, quiet, list_tasks):
+         steps, seed, device, precision, likelihood_scale, lpips_weights, tile, quiet, list_tasks):
     """Recover IMAGE (a degraded photo) with a task preset and an NCVSD generative denoiser."""
     if list_tasks:
         for name in available_tasks():
@@ -165,7 +181,7 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
         except ImageTooSmallError as error:
             raise ImageTooSmallError(f"{image}: {error}") from None
         result = solve(problem, model=loaded, runs=runs, seed=seed, device=device, prior=prior,
-                       progress=not quiet, precision=precision)
+                       progress=not quiet, precision=precision, tile=_tile_option(tile))
         estimate = result.mean.cpu().clamp(-1, 1)
         write_image(estimate, output)
         if save_samples is not None:

@@ -1,0 +1,106 @@
+"""Tiled network evaluation: large images in overlapping tiles, blended, with memory bounded by
+the tile.
+
+The UNet is local: an output pixel depends only on inputs within its receptive radius ``R``
+(:func:`receptive_radius`). A tile's output is therefore exact wherever it lies at least ``R``
+from the tile's inner edges (edges that cut the image; the image's own borders are padded the
+same way as an untiled call). :func:`tiled_apply` gives each tile a weight that is 0 within
+``margin`` of its inner edges and rises smoothly (sin^2) to 1 over ``ramp`` pixels, and
+normalises the weighted sum: with ``margin >= R`` the result equals the untiled call up to float
+rounding; a smaller margin trades a small error for less overlap.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from .networks import pad_to_multiple
+
+Tensor = torch.Tensor
+
+
+def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
+    """Starts of tiles of ``tile`` pixels covering ``[0, length)`` with at least ``overlap``
+    pixels shared by neighbours; every start is a multiple of ``multiple`` when ``length`` and
+    ``tile`` are (the last tile ends at ``length``)."""
+    if tile >= length:
+        return [0]
+    stride = max((tile - overlap) // multiple * multiple, multiple)
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]
+
+
+def blend_weights(start: int, tile: int, length: int, margin: int, ramp: int) -> Tensor:
+    """``(tile,)`` weights of a tile at ``start`` on an axis of ``length``: 0 within ``margin`` of
+    an inner edge, ``sin^2`` up to 1 over the next ``ramp`` pixels, 1 elsewhere (image borders
+    are not inner edges)."""
+    position = torch.arange(tile, dtype=torch.float64)
+    distance = torch.full((tile,), math.inf, dtype=torch.float64)
+    if start > 0:
+        distance = torch.minimum(distance, position)
+    if start + tile < length:
+        distance = torch.minimum(distance, tile - 1 - position)
+    rising = ((distance - margin + 1) / (ramp + 1)).clamp(0, 1)
+    return torch.sin(rising * math.pi / 2) ** 2
+
+
+def tiled_apply(network: Callable[..., Tensor], inputs: tuple[Tensor, ...], tile: int, margin: int, ramp: int = 16,
+                multiple: int = 1, progress: Callable[[int, int], None] | None = None) -> Tensor:
+    """``network(*inputs)`` evaluated tile by tile and blended (see the module docstring).
+
+    inputs: ``(N, C, H, W)`` tensors of one size (what ``network`` takes per pixel, e.g. the noisy
+    image and the generator's noise); ``network`` maps tiles of them to a ``(N, C', h, w)`` tile.
+    They are first reflect-padded to a multiple of ``multiple`` (the network's own padding), so
+    tiles are aligned with its pooling grid. ``tile`` is rounded down to that multiple.
+    ``progress(done, total)`` is called after each tile.
+    """
+    height, width = inputs[0].shape[-2:]
+    padded = [pad_to_multiple(x, multiple)[0] for x in inputs]
+    full_h, full_w = padded[0].shape[-2:]
+    tile = max(tile // multiple * multiple, multiple)
+    tile_h, tile_w = min(tile, full_h), min(tile, full_w)
+    overlap = 2 * margin + ramp
+    rows = tile_starts(full_h, tile_h, overlap, multiple)
+    cols = tile_starts(full_w, tile_w, overlap, multiple)
+    out, total = None, None
+    for index, (top, left) in enumerate((r, c) for r in rows for c in cols):
+        window = [x[..., top:top + tile_h, left:left + tile_w] for x in padded]
+        result = network(*window)
+        weight = (blend_weights(top, tile_h, full_h, margin, ramp)[:, None]
+                  * blend_weights(left, tile_w, full_w, margin, ramp)[None, :]).to(result)
+        if out is None:
+            out = result.new_zeros(*result.shape[:-2], full_h, full_w)
+            total = result.new_zeros(full_h, full_w)
+        out[..., top:top + tile_h, left:left + tile_w] += weight * result
+        total[top:top + tile_h, left:left + tile_w] += weight
+        if progress is not None:
+            progress(index + 1, len(rows) * len(cols))
+    return (out / total)[..., :height, :width]
+
+
+def receptive_radius(network: torch.nn.Module, channels: int = 3) -> int:
+    """The receptive radius (pixels) of a local network: how far from an output pixel an input
+    pixel can change it. Measured by backpropagating from the centre pixel of an input large
+    enough that the gradient's support does not reach its border."""
+    return _probe_radius(network, channels)
+
+
+def _probe_radius(network: torch.nn.Module, channels: int = 3, size: int = 128, limit: int = 2048) -> int:
+    while size <= limit:
+        x = torch.randn(1, channels, size, size, requires_grad=True)
+        level = torch.tensor([0.5])
+        with torch.enable_grad(), torch.inference_mode(False):
+            out = network(x, level)
+            out[0, :, size // 2, size // 2].sum().backward()
+        support = torch.nonzero(x.grad.abs().sum(dim=(0, 1)) > 0)
+        radius = int((support - size // 2).abs().max())
+        if radius < size // 2 - 1:
+            return radius
+        size *= 2
+    raise ValueError(f"the network's receptive field exceeds {limit} pixels: it is not local, do not tile it")
+
+
+__all__ = ["blend_weights", "receptive_radius", "tile_starts", "tiled_apply"]

@@ -1,0 +1,77 @@
+"""Tiled network evaluation: equal to the untiled call when the margin covers the receptive field,
+seams hidden by the blend, memory bounded by the tile, and the options that reach it."""
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ncvsd_inverse import load_model, solve
+from ncvsd_inverse.cli.solve import main
+from ncvsd_inverse.io import write_image
+from ncvsd_inverse.memory import solve_memory_bytes
+from ncvsd_inverse.networks import UNetConfig
+from ncvsd_inverse.sampling import DenoiserPrior, GenerativePrior
+from ncvsd_inverse.tiling import blend_weights, receptive_radius, tile_starts
+
+
+def test_tiles_cover_the_axis_aligned_and_weights_never_vanish():
+    for length, tile, overlap, multiple in [(300, 64, 20, 4), (64, 64, 10, 4), (1000, 256, 120, 8), (50, 100, 8, 2)]:
+        starts = tile_starts(length, tile, overlap, multiple)
+        size = min(tile, length)
+        assert starts[0] == 0 and starts[-1] + size == length
+        if length % multiple == 0 and tile % multiple == 0:
+            assert all(s % multiple == 0 for s in starts)
+        assert all(b - a <= size - overlap or b == starts[-1] for a, b in zip(starts, starts[1:]))
+        total = torch.zeros(length, dtype=torch.float64)
+        for start in starts:
+            total[start:start + size] += blend_weights(start, size, length, margin=(overlap - 8) // 2, ramp=8)
+        assert bool((total > 0.1).all())
+
+
+@pytest.mark.parametrize("kind", ["generator", "teacher"])
+def test_tiled_equals_untiled_when_the_margin_covers_the_receptive_field(tiny_models, kind):
+    model = load_model(tiny_models[1] if kind == "generator" else tiny_models[0], kind)
+    radius = receptive_radius(model)
+    prior_class = GenerativePrior if kind == "generator" else DenoiserPrior
+    u, sigma = torch.randn(2, 3, 90, 130) * 0.5, torch.tensor([0.3, 1.0])
+    full = prior_class(model, 3)(u, sigma, torch.Generator().manual_seed(0))
+    tile = 2 * radius + 48
+    exact = prior_class(model, 3, tile=tile, tile_margin=radius)(u, sigma, torch.Generator().manual_seed(0))
+    assert (exact - full).abs().max() < 1e-5
+    short = prior_class(model, 3, tile=tile, tile_margin=2)(u, sigma, torch.Generator().manual_seed(0))
+    assert (short - full).abs().max() > 10 * (exact - full).abs().max()  # the margin is what makes it exact
+
+
+def test_solve_tiles_on_request_and_when_memory_is_short(tiny_models, monkeypatch, tmp_path):
+    _, generator = tiny_models
+    y = torch.rand(1, 3, 24, 30) * 2 - 1
+    untiled = solve(y, "sr4x", model=generator, steps=3, tile=None)
+    model = load_model(generator)
+    tile = 2 * receptive_radius(model) + 40
+    tiled = solve(y, "sr4x", model=generator, steps=3, tile=tile)
+    assert (tiled.mean - untiled.mean).abs().max() < 1e-3
+    cfg = model.net.backbone.cfg
+    big = torch.rand(1, 3, 80, 80) * 2 - 1  # a 320x320 output
+    needed_untiled = solve_memory_bytes((1, 3, 320, 320), 1, cfg, 1)
+    needed_tiled = solve_memory_bytes((1, 3, 320, 320), 1, cfg, 1, tile=256)
+    assert needed_tiled < needed_untiled
+    monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", str((needed_tiled + needed_untiled) / 2 / 2**30))
+    with pytest.raises(ValueError, match="needs about"):
+        solve(big, "sr4x", model=generator, steps=1, tile=None)
+    assert solve(big, "sr4x", model=generator, steps=1).mean.shape == (1, 3, 320, 320)  # "auto" tiles instead
+    monkeypatch.delenv("NCVSD_MEMORY_LIMIT_GB")
+    write_image(y, tmp_path / "low.png")
+    for value, message in (("7", "at least 16 pixels"), ("big", "is not auto, 0 or a number")):
+        result = CliRunner().invoke(main, ["--task", "sr4x", str(tmp_path / "low.png"), "--model", str(generator),
+                                           "--tile", value, "--steps", "1", "-o", str(tmp_path / "o.png")])
+        assert result.exit_code == 2 and message in result.output, result.output
+    result = CliRunner().invoke(main, ["--task", "sr4x", str(tmp_path / "low.png"), "--model", str(generator),
+                                       "--tile", "64", "--steps", "1", "-o", str(tmp_path / "o.png"), "--quiet"])
+    assert result.exit_code == 0, result.output
+
+
+def test_memory_estimate_with_tiles_grows_only_with_the_state():
+    cfg = UNetConfig()
+    small, large = (solve_memory_bytes((1, 3, n, n), 1, cfg, 1, tile=512) for n in (2048, 4096))
+    untiled = solve_memory_bytes((1, 3, 4096, 4096), 1, cfg, 1)
+    assert large < untiled / 3 and large / small < 4.1
