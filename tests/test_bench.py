@@ -253,3 +253,11 @@ def test_dps_step_factor_is_the_ddpm_beta():
     middle = slice(10, 990)
     assert torch.allclose(1 / inverse_factor[middle], beta[middle], rtol=0.05)
     assert torch.all(levels[:-1] > levels[1:])  # decreasing noise levels, one per step
+
+
+def test_every_packaged_suite_is_valid():
+    names = sorted(p.stem for p in (ROOT / "benchmarks" / "suites").glob("*.yaml"))
+    assert {"smoke", "cbsd68-quick", "cbsd68", "cbsd68-report", "ffhq-paper"} <= set(names)
+    for name in names:
+        suite = load_suite(name, data=DATA, teacher="teacher-path", generator="generator-path")
+        assert suite.tasks and suite.methods and suite.teacher == "teacher-path", name

@@ -90,7 +90,8 @@ def resolve_suite_path(name_or_path: str | Path) -> Path:
 
 
 def load_suite(name_or_path: str | Path, data: str | Path | None = None, first: int | None = None,
-               crop: int | None = None, tasks: list[str] | None = None, methods: list[str] | None = None) -> Suite:
+               crop: int | None = None, tasks: list[str] | None = None, methods: list[str] | None = None,
+               generator: str | None = None, teacher: str | None = None) -> Suite:
     """Read and check a suite file; the keyword arguments override it (a quick run)."""
     path = resolve_suite_path(name_or_path)
     source = str(path)
@@ -151,9 +152,10 @@ def load_suite(name_or_path: str | Path, data: str | Path | None = None, first: 
     if precision not in PRECISIONS:
         raise SuiteError(f"{source}: precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     models = {}
-    for kind in ("generator", "teacher"):
+    for kind, given in (("generator", generator), ("teacher", teacher)):
         value = raw.get(kind)
-        models[kind] = None if value is None else str(_path(value, f"{source}: {kind}", base))
+        models[kind] = given if given is not None else None if value is None else str(
+            _path(value, f"{source}: {kind}", base))
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not name:
         raise SuiteError(f"{source}: name: must be a non-empty string, got {name!r}")

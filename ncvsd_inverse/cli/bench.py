@@ -34,10 +34,13 @@ def _names(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--crop", type=int, default=None, help="Centre crop size instead of the suite's.")
 @click.option("--tasks", multiple=True, help="Only these tasks (repeat or separate with commas).")
 @click.option("--methods", multiple=True, help="Only these methods (repeat or separate with commas).")
+@click.option("--generator", default=None, help="Generator checkpoint or run folder instead of the suite's.")
+@click.option("--teacher", default=None, help="Teacher checkpoint or run folder instead of the suite's.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:LOCAL_RANK under torchrun).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(suite: str, out: Path, resume: bool, data: Path | None, first: int | None, crop: int | None,
-         tasks: tuple[str, ...], methods: tuple[str, ...], device: str, quiet: bool) -> None:
+         tasks: tuple[str, ...], methods: tuple[str, ...], generator: str | None, teacher: str | None, device: str,
+         quiet: bool) -> None:
     """Run the benchmark SUITE (a YAML file, or the name of one in benchmarks/suites/) and write
     results.json, results.md, grid-<task>.png and quality_vs_nfe.png into --out.
 
@@ -46,7 +49,8 @@ def main(suite: str, out: Path, resume: bool, data: Path | None, first: int | No
     --resume after an interruption and only the missing or changed cells run.
     """
     with user_errors():
-        checked = load_suite(suite, data=data, first=first, crop=crop, tasks=_names(tasks), methods=_names(methods))
+        checked = load_suite(suite, data=data, first=first, crop=crop, tasks=_names(tasks), methods=_names(methods),
+                             generator=generator, teacher=teacher)
         records = run_suite(checked, out, resume=resume, device=device, progress=not quiet)
         if records:
             click.echo((out / "results.md").read_text())
