@@ -97,7 +97,7 @@ def _validate(values: dict, fields: dict[str, Field], where: str, source: str) -
     """Check keys and ranges; fill defaults. ``where`` names the section in messages."""
     if not isinstance(values, dict):
         raise TaskError(f"{source}: '{where}' must be a mapping, got {type(values).__name__}")
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted(str(key) for key in set(values) - set(fields))
     if unknown:
         allowed = ", ".join(sorted(fields)) or "none"
         raise TaskError(f"{source}: unknown key '{where}.{unknown[0]}' (allowed: {allowed})")
@@ -186,7 +186,7 @@ def task_from_dict(data: dict, source: str = "<dict>") -> Task:
     """Validate a preset mapping (as read from YAML) into a :class:`Task`."""
     if not isinstance(data, dict):
         raise TaskError(f"{source}: a task preset must be a YAML mapping")
-    unknown = sorted(set(data) - TOP_FIELDS)
+    unknown = sorted(str(key) for key in set(data) - TOP_FIELDS)
     if unknown:
         raise TaskError(f"{source}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(TOP_FIELDS))})")
     for key in ("name", "sigma_y", "operator"):
@@ -196,7 +196,8 @@ def task_from_dict(data: dict, source: str = "<dict>") -> Task:
     if isinstance(sigma_y, bool) or not isinstance(sigma_y, (int, float)) or not 0 <= sigma_y <= 2:
         raise TaskError(f"{source}: 'sigma_y' = {sigma_y!r} is out of range (a number in [0, 2], [-1, 1] units)")
     operator = data["operator"]
-    if not isinstance(operator, dict) or operator.get("type") not in OPERATOR_FIELDS:
+    if not isinstance(operator, dict) or not isinstance(operator.get("type"), str) \
+            or operator["type"] not in OPERATOR_FIELDS:
         got = operator.get("type") if isinstance(operator, dict) else operator
         raise TaskError(f"{source}: 'operator.type' = {got!r} is not one of {', '.join(OPERATOR_FIELDS)}")
     operator_type = operator["type"]

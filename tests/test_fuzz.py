@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -137,6 +137,8 @@ def presets(draw) -> dict:
 
 @fuzz(200)
 @given(preset=presets())
+@example(preset={"name": "fuzz", "sigma_y": 0.0, "operator": {"type": [], "name": None}, "sampler": {}})  # found
+@example(preset={"name": "fuzz", "sigma_y": 0.1, "operator": {"type": "inpainting", 3: 1, "b": 2}})
 def test_load_task_accepts_or_names_the_key(preset):
     count("load_task")
     text = yaml.safe_dump(preset)
