@@ -26,7 +26,7 @@ from .edm import karras_sigmas
 
 Tensor = torch.Tensor
 
-#: DAPS's annealing range (EDM levels) and its Langevin defaults (paper, section 5 and appendix).
+#: DAPS's annealing range (EDM levels) and its Langevin defaults (the DAPS-1K settings).
 DAPS_SIGMA_MAX, DAPS_SIGMA_MIN = 100.0, 0.1
 DAPS_TAU, DAPS_LANGEVIN_STEPS, DAPS_LR_MIN_RATIO = 0.01, 100, 0.01
 #: The ODE's last level before its final jump to 0.
