@@ -312,7 +312,9 @@ class DDRM(Method):
         import numpy as np
 
         physics = to_deepinv_svd(problem.operator, problem.clean_shape, problem.task.sigma_y)
-        denoiser = DeepinvDenoiser(models.get("teacher"), ddrm_noise_scale(physics, problem.clean_shape), centered=True)
+        scale = ddrm_noise_scale(physics, problem.clean_shape)
+        physics = physics.to(problem.measurement.device)
+        denoiser = DeepinvDenoiser(models.get("teacher"), scale, centered=True)
         sampler = deepinv.sampling.DDRM(denoiser, sigmas=np.linspace(1, 0, variant["steps"]))
         out = []
         for run in range(runs):  # on our images halved (zero mean; noise sigma_y / 2 as the physics says)
@@ -405,9 +407,10 @@ def _physics_for(problem: Problem):
     """The deepinv physics of a linear problem: the SVD form where there is one (exact
     ``prox_l2``), else the generic ``LinearPhysics``."""
     try:
-        return to_deepinv_svd(problem.operator, problem.clean_shape, problem.task.sigma_y)
+        physics = to_deepinv_svd(problem.operator, problem.clean_shape, problem.task.sigma_y)
     except TypeError:
-        return to_deepinv(problem.operator, problem.task.sigma_y)
+        physics = to_deepinv(problem.operator, problem.task.sigma_y)
+    return physics.to(problem.measurement.device)
 
 
 def _physics_and_measurement(problem: Problem):

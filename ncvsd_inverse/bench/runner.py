@@ -180,7 +180,9 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
         if key in done and (index != 0 or image_path.exists()):
             continue
         with PeakMemory(device) as memory:
-            samples, nfe, seconds = timed_run(method, problem, variant, models, cell["seed"], runs, suite.precision)
+            samples, nfe, seconds = timed_run(method, problem.to(device), variant, models, cell["seed"], runs,
+                                              suite.precision)
+        samples = samples.cpu()  # scored on the CPU, where the ground truth and LPIPS live
         record = {"key": key, "task": task.name, "image": cell["name"], "index": index, "method": method.name,
                   "label": method.label(variant), "variant": variant, "runs": runs, "nfe": nfe,
                   "seconds_per_image": seconds, "peak_mem_mb": memory.peak_mb,
