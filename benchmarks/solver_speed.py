@@ -1,10 +1,11 @@
-"""Solver speed: seconds per image, NFE and the fraction of time outside the network.
+"""Solver speed: seconds per image and per megapixel, NFE, the time outside the network, peak memory.
 
-    python benchmarks/solver_speed.py --model runs/ncvsd [--tasks sr4x box_inpainting] [--size 256]
+    python benchmarks/solver_speed.py --tasks sr4x --sizes 256 768x512 2048 [--tile auto] [--steps N]
 
-Solves each task on the centre crop of the example image (degraded with the task's operator,
-seed 0) with the task preset's steps (50 for SR and deblurring, 10 for inpainting), one run.
-Prints a table and writes JSON.
+Solves each task on the example image (tiled to the size when it is smaller, centre-cropped when
+larger; degraded with the task's operator, seed 0) with the task preset's steps (or ``--steps``),
+one run, after a 2-step warm-up at that size. Run it on a quiet machine: the numbers are
+timings. Prints a table and writes JSON with the machine.
 """
 
 from __future__ import annotations
@@ -12,48 +13,75 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 from pathlib import Path
 
 import torch
 
 from ncvsd_inverse import load_model, solve
 from ncvsd_inverse.io import read_image
+from ncvsd_inverse.sampling import PRECISIONS, native_bfloat16
 from tasks import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``256`` -> (256, 256); ``768x512`` -> width 768, height 512 -> (512, 768)."""
+    width, _, height = text.partition("x")
+    return (int(height or width), int(width))
+
+
+def clean_of_size(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``image`` repeated (mirrored) until it covers ``height x width``, then centre-cropped."""
+    while image.shape[-2] < height or image.shape[-1] < width:
+        image = torch.cat([torch.cat([image, image.flip(-1)], -1), torch.cat([image.flip(-2), image.flip(-1, -2)], -1)],
+                          -2)
+    top, left = (image.shape[-2] - height) // 2, (image.shape[-1] - width) // 2
+    return image[..., top:top + height, left:left + width]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="generator checkpoint or run folder (default: shipped)")
     parser.add_argument("--tasks", nargs="+", default=["sr4x", "box_inpainting"])
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--sizes", nargs="+", default=["256"], help="output sizes: N or WIDTHxHEIGHT")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the preset's)")
+    parser.add_argument("--tile", default="auto", help="auto, 0 (never) or a tile size")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument("--image", type=Path, default=ROOT / "examples" / "tiger.png")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "solver_speed.json")
     args = parser.parse_args()
+    tile = "auto" if args.tile == "auto" else (int(args.tile) or None)
     model = load_model(args.model, device=args.device)
-    clean = read_image(args.image)
-    top, left = (clean.shape[-2] - args.size) // 2, (clean.shape[-1] - args.size) // 2
-    clean = clean[..., top:top + args.size, left:left + args.size]
+    image = read_image(args.image)
     rows = []
     for name in args.tasks:
         task = load_task(name)
-        y = task.build_operator(clean.shape).measure(clean, task.sigma_y, torch.Generator().manual_seed(0))
-        solve(y, task, model=model, steps=2, device=args.device)  # warm-up
-        result = solve(y, task, model=model, runs=args.runs, device=args.device)
-        rows.append({"task": name, "size": args.size, "runs": args.runs, "nfe": result.nfe,
-                     "seconds_per_image": result.seconds, "network_seconds": result.network_seconds,
-                     "outside_network_fraction": result.outside_network_fraction})
-    print(f"{'task':18s} {'size':>5s} {'NFE':>4s} {'s/image':>8s} {'outside net':>12s}")
-    for r in rows:
-        print(f"{r['task']:18s} {r['size']:5d} {r['nfe']:4d} {r['seconds_per_image']:8.2f} "
-              f"{r['outside_network_fraction']:11.1%}")
+        for size in args.sizes:
+            height, width = parse_size(size)
+            clean = clean_of_size(image, height, width)
+            y = task.build_operator(clean.shape).measure(clean, task.sigma_y, torch.Generator().manual_seed(0))
+            solve(y, task, model=model, steps=2, device=args.device, tile=tile, precision=args.precision)  # warm-up
+            result = solve(y, task, model=model, steps=args.steps, device=args.device, tile=tile,
+                           precision=args.precision)
+            megapixels = height * width / 1e6
+            rows.append({"task": name, "height": height, "width": width, "runs": 1, "nfe": result.nfe,
+                         "seconds_per_image": result.seconds, "seconds_per_megapixel": result.seconds / megapixels,
+                         "network_seconds": result.network_seconds,
+                         "outside_network_fraction": result.outside_network_fraction,
+                         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+            r = rows[-1]
+            print(f"{name:16s} {width:5d}x{height:<5d} NFE {r['nfe']:3d}  {r['seconds_per_image']:8.2f} s  "
+                  f"{r['seconds_per_megapixel']:8.2f} s/MP  outside net {r['outside_network_fraction']:6.1%}  "
+                  f"peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
     machine = {"device": args.device, "cpu": platform.processor() or platform.machine(),
-               "threads": torch.get_num_threads(), "torch": torch.__version__}
+               "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "native_bfloat16": native_bfloat16(torch.device(args.device).type), "precision": args.precision,
+               "tile": args.tile}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
+    args.json.write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
     print(f"wrote {args.json}")
 
 

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -32,3 +33,22 @@ def test_denoising_quality_measures_the_teachers_own_sampler(tiny_models, tmp_pa
                                       "--data", str(DATA)])
     with pytest.raises(SystemExit):
         denoising_quality.main()
+
+
+def test_solver_speed_reports_time_per_megapixel_at_each_size(tiny_models, tmp_path, monkeypatch):
+    import solver_speed
+
+    assert solver_speed.parse_size("768x512") == (512, 768) and solver_speed.parse_size("64") == (64, 64)
+    image = torch.rand(1, 3, 20, 30)
+    big = solver_speed.clean_of_size(image, 50, 70)
+    assert big.shape[-2:] == (50, 70)
+    out = tmp_path / "speed.json"
+    monkeypatch.setattr(sys, "argv", ["solver_speed.py", "--model", str(tiny_models[1]), "--tasks", "sr4x",
+                                      "--sizes", "32", "48x32", "--steps", "2", "--tile", "0", "--json", str(out)])
+    solver_speed.main()
+    report = json.loads(out.read_text())
+    assert [(r["height"], r["width"]) for r in report["results"]] == [(32, 32), (32, 48)]
+    for row in report["results"]:
+        assert row["nfe"] == 2 and row["seconds_per_megapixel"] == pytest.approx(
+            row["seconds_per_image"] / (row["height"] * row["width"] / 1e6))
+    assert "native_bfloat16" in report["machine"]
