@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["256"], help="output sizes: N or WIDTHxHEIGHT")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the preset's)")
     parser.add_argument("--tile", default="auto", help="auto, 0 (never) or a tile size")
-    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     parser.add_argument("--image", type=Path, default=ROOT / "examples" / "tiger.png")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "solver_speed.json")

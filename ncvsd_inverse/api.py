@@ -75,7 +75,7 @@ def model_channels(model) -> int | None:
 
 def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=None, runs: int = 1,
           steps: int | None = None, seed: int = 0, device=None, prior: str = "ncvsd", mask=None, kernel=None,
-          physics=None, progress: bool = False, callback=None, precision: str = "float32",
+          physics=None, progress: bool = False, callback=None, precision: str = "auto",
           tile: int | str | None = "auto", **overrides) -> PosteriorResult:
     """Recover clean images from ``measurement`` with PnP-GD (DESIGN 3.6).
 
@@ -93,8 +93,9 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
       deepinv's [0, 1] units and its noise ``physics.noise_model.sigma``; the task then gives only
       the sampler settings and the result is in [0, 1] (see :func:`solve_deepinv`).
     callback: called after every step with a dict (see :func:`~ncvsd_inverse.sampling.posterior_sample`).
-    precision: ``"float32"`` or ``"bfloat16"`` (network under autocast: faster only on CPUs with
-      native bf16, see :func:`~ncvsd_inverse.sampling.native_bfloat16`).
+    precision: ``"auto"`` (default: bfloat16 where it is native, float32 elsewhere),
+      ``"float32"`` or ``"bfloat16"`` (the network under autocast; emulated bf16 on a CPU without
+      AVX512-BF16/AMX is many times slower, see :func:`~ncvsd_inverse.sampling.native_bfloat16`).
     tile: evaluate the network in overlapping tiles of this many pixels (memory bounded by the
       tile; :mod:`~ncvsd_inverse.tiling`); None: never; ``"auto"`` (default): tiles of
       :data:`AUTO_TILE` for images larger than :data:`AUTO_TILE_ABOVE` on a side, or whenever the

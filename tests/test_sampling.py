@@ -154,7 +154,7 @@ def test_bfloat16_network_stays_close_to_float32_and_returns_float32(tiny_models
     assert rounding > 0  # the network did run in bfloat16
     # same seed: the same sample up to rounding, far closer than another sample
     assert rounding < 0.1 * float((full.mean - other_seed.mean).abs().mean())
-    with pytest.raises(ValueError, match="precision must be one of float32, bfloat16"):
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16"):
         GenerativePrior(generator, 3, precision="float16")
 
 
@@ -182,3 +182,31 @@ def test_emulated_bfloat16_warns(monkeypatch, tiny_models):
             warnings.simplefilter("always")
             GenerativePrior(generator, 3, precision="bfloat16")(y, torch.full((1,), 0.5))
         assert any("not native" in str(w.message) for w in caught) == warns
+
+
+def test_auto_precision_is_bfloat16_only_where_it_is_native(monkeypatch):
+    from ncvsd_inverse import sampling
+
+    monkeypatch.setattr(sampling, "native_bfloat16", lambda device_type="cpu": device_type == "cuda")
+    assert sampling.resolve_precision("auto", "cpu") == "float32"
+    assert sampling.resolve_precision("auto", "cuda") == "bfloat16"
+    assert sampling.resolve_precision("float32", "cuda") == "float32"
+    assert sampling.resolve_precision("bfloat16", "cpu") == "bfloat16"
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16"):
+        sampling.resolve_precision("half", "cpu")
+    calls = []
+    monkeypatch.setattr(torch, "autocast", lambda *args, **kwargs: calls.append(kwargs["dtype"]) or _NoContext())
+    prior = sampling.DenoiserPrior(lambda u, sigma: u, 3)  # precision "auto" by default
+    prior(torch.zeros(1, 3, 8, 8), torch.ones(1))
+    assert calls == []  # float32 on this "CPU"
+    monkeypatch.setattr(sampling, "native_bfloat16", lambda device_type="cpu": True)
+    prior(torch.zeros(1, 3, 8, 8), torch.ones(1))
+    assert calls == [torch.bfloat16]
+
+
+class _NoContext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
