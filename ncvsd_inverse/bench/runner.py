@@ -146,6 +146,8 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
     from .report import write_report
 
     rank, world = distributed()
+    if device == "cuda" and world > 1:  # one GPU per process under torchrun
+        device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"
     cells_dir = out / "cells"
     if rank == 0:
         if cells_dir.is_dir() and any(cells_dir.glob("rank*.jsonl")) and not resume:
