@@ -15,17 +15,20 @@ class PhaseRetrieval(Operator):
     The image is mapped to [0, 1] before padding, so the zero padding is black, as in the
     DPS/DAPS benchmarks. Nonlinear: the likelihood step is unadjusted Langevin; the magnitude
     cannot tell an image from its shifts or its 180-degree rotation, so the solver draws several
-    runs and keeps the one with the lowest data misfit.
+    runs and keeps the one with the lowest data misfit. ``langevin_steps``: inner steps of each
+    likelihood step (the preset's ``operator.langevin_steps``), most of a solve's time outside
+    the network.
     """
 
     is_linear = False
-    langevin_steps = 50
     lipschitz = 0.25  # |d A / d x| <= 1/2 with the orthonormal FFT
 
-    def __init__(self, oversampling: float = 2.0):
+    def __init__(self, oversampling: float = 2.0, langevin_steps: int = 50):
         if oversampling < 1.0:
             raise ValueError(f"phase-retrieval oversampling must be >= 1, got {oversampling}")
-        self.oversampling = float(oversampling)
+        if int(langevin_steps) != langevin_steps or langevin_steps < 1:
+            raise ValueError(f"langevin_steps must be a positive integer, got {langevin_steps}")
+        self.oversampling, self.langevin_steps = float(oversampling), int(langevin_steps)
         self.min_size = 2
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:

@@ -72,7 +72,8 @@ OPERATOR_FIELDS: dict[str, dict[str, Field]] = {
              "intensity": Field(float, lambda v: 0 <= v <= 1, "between 0 and 1", 0.5),
              "seed": _int_at_least(0, 0)},
     "denoising": {},
-    "phase_retrieval": {"oversampling": Field(float, lambda v: v >= 1, ">= 1", 2.0)},
+    "phase_retrieval": {"oversampling": Field(float, lambda v: v >= 1, ">= 1", 2.0),
+                        "langevin_steps": Field(int, lambda v: 1 <= v <= 10000, "1 to 10000", 50)},
 }
 
 #: Where the solver's chain starts (DESIGN 3.6): zeros, ``A^+ y`` or the classical reconstruction.
@@ -157,7 +158,7 @@ class Task:
         elif operator_type == "denoising":
             op = Denoising()
         elif operator_type == "phase_retrieval":
-            op = PhaseRetrieval(settings["oversampling"])
+            op = PhaseRetrieval(settings["oversampling"], settings["langevin_steps"])
         else:
             known = ", ".join(OPERATOR_FIELDS)
             raise TaskError(f"{self.source}: 'operator.type' = {operator_type!r} is not one of {known}")

@@ -76,3 +76,13 @@ def test_image_too_small_for_task():
         load_task("sr4x").build_operator((1, 3, 3, 40))
     with pytest.raises(TaskError, match="takes no mask"):
         load_task("sr4x").build_operator((1, 3, 16, 16), mask=__import__("torch").ones(16, 16))
+
+
+def test_phase_retrieval_preset_sets_the_langevin_steps():
+    task = load_task("phase_retrieval")
+    data = task.to_dict()
+    data["operator"]["langevin_steps"] = 7
+    assert task_from_dict(data, "pr.yaml").build_operator((1, 3, 16, 16)).langevin_steps == 7
+    data["operator"]["langevin_steps"] = 0
+    with pytest.raises(TaskError, match="'operator.langevin_steps' = 0 is out of range"):
+        task_from_dict(data, "pr.yaml")
