@@ -14,6 +14,7 @@ from tasks import SAMPLER_FIELDS, Task, task_from_dict
 from .checkpoints import CheckpointError
 from .memory import check_memory
 from .models import load_generator, load_teacher
+from .networks import unet_config
 from .problem import Problem, check_size, pose_problem, with_sampler_settings
 from .sampling import DenoiserPrior, GenerativePrior, PosteriorResult, pnp_sigmas, posterior_sample
 
@@ -58,18 +59,9 @@ def load_model(path: str | Path | None = None, kind: str = "generator", device=N
     return (load_generator if kind == "generator" else load_teacher)(path, device)
 
 
-def model_network_config(model):
-    """The :class:`~ncvsd_inverse.networks.UNetConfig` of a UNet-based model (None if unknown)."""
-    for candidate in (model, getattr(model, "net", None)):
-        cfg = getattr(getattr(candidate, "backbone", None), "cfg", None)
-        if cfg is not None:
-            return cfg
-    return None
-
-
 def model_channels(model) -> int | None:
     """The channel count a UNet-based model expects (None if unknown)."""
-    cfg = model_network_config(model)
+    cfg = unet_config(model)
     return None if cfg is None else cfg.img_channels
 
 
@@ -126,8 +118,8 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
         model = load_model(model, "generator" if prior == "ncvsd" else "teacher", device)
     chains = runs * problem.settings["restarts"]
     images_per_call = 1 if device.type == "cpu" else None
-    tile = choose_tile(tile, problem.clean_shape, chains, model_network_config(model), images_per_call, device)
-    check_memory(problem.clean_shape, chains, model_network_config(model), images_per_call, device, tile)
+    tile = choose_tile(tile, problem.clean_shape, chains, unet_config(model), images_per_call, device)
+    check_memory(problem.clean_shape, chains, unet_config(model), images_per_call, device, tile)
     problem = problem.to(device)
     settings = problem.settings
     step = (GenerativePrior if prior == "ncvsd" else DenoiserPrior)(model, model_channels(model), precision, tile=tile)

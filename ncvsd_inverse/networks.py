@@ -447,6 +447,16 @@ class Discriminator(nn.Module):
         return self.head(pooled).flatten()
 
 
+def unet_config(model: nn.Module) -> UNetConfig | None:
+    """The :class:`UNetConfig` a model is built on (a ``Denoiser``, a ``GenerativeDenoiser`` or
+    anything with a UNet ``backbone``, directly or under ``.net``); None for other models."""
+    for candidate in (model, getattr(model, "net", None)):
+        cfg = getattr(getattr(candidate, "backbone", None), "cfg", None)
+        if isinstance(cfg, UNetConfig):
+            return cfg
+    return None
+
+
 def build_teacher(cfg: UNetConfig) -> Denoiser:
     """A fresh EDM teacher with a UNet of size ``cfg``."""
     return Denoiser(UNet(cfg))

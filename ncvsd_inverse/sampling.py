@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .edm import SIGMA_MAX, SIGMA_MIN, as_level, denoising_posterior, karras_sigmas
-from .networks import GenerativeDenoiser
+from .networks import GenerativeDenoiser, unet_config
 
 Tensor = torch.Tensor
 
@@ -143,8 +143,8 @@ class GenerativePrior:
             raise ValueError("tiling needs the generator's noise drawn for the whole image: use a GenerativeDenoiser")
         if self.tile_margin is None:
             self.tile_margin = receptive_radius(self.model, u.shape[1]) // 2
-        backbone = getattr(self.model, "backbone", None) or getattr(getattr(self.model, "net", None), "backbone", None)
-        multiple = getattr(backbone, "size_multiple", 1)
+        cfg = unet_config(self.model)
+        multiple = 1 if cfg is None else cfg.size_multiple
         inputs = (u,) if noise is None else (u, noise)
         return tiled_apply(lambda *tiles: self._evaluate(tiles[0], sigma, rng, tiles[1] if len(tiles) > 1 else None),
                            inputs, self.tile, self.tile_margin, multiple=multiple)

@@ -9,11 +9,10 @@ import torch
 from click.testing import CliRunner
 
 from ncvsd_inverse import load_model, solve
-from ncvsd_inverse.api import model_network_config
 from ncvsd_inverse.cli.solve import main
 from ncvsd_inverse.io import write_image
 from ncvsd_inverse.memory import InsufficientMemoryError, network_bytes, solve_memory_bytes
-from ncvsd_inverse.networks import UNetConfig
+from ncvsd_inverse.networks import UNetConfig, unet_config
 
 PEAK_OF_ONE_CALL = """
 import sys, torch
@@ -58,7 +57,7 @@ def test_estimate_grows_linearly_with_pixels_and_chains_quadratically_with_atten
 
 def test_a_problem_too_large_for_the_memory_is_refused_in_one_line(tiny_models, tmp_path, monkeypatch):
     _, generator = tiny_models
-    cfg = model_network_config(load_model(generator))
+    cfg = unet_config(load_model(generator))
     monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", "0.02")
     with pytest.raises(InsufficientMemoryError, match=r"128x128 solve with 4 chain\(s\) needs about .* GiB"):
         solve(torch.zeros(1, 3, 32, 32), "sr4x", model=generator, runs=4, steps=1)

@@ -11,7 +11,7 @@ import yaml
 from torch import nn
 
 from ..edm import NOISE_INFLATION, SIGMA_MAX, SIGMA_MIN
-from ..networks import UNetConfig
+from ..networks import UNetConfig, unet_config
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
 #: seed of the fixed validation batch (sample grids, the distillation's diagnostic)
@@ -217,11 +217,8 @@ def to_plain(config) -> dict:
 
 def network_description(module: nn.Module) -> dict:
     """``{"network": UNetConfig as a dict}`` when ``module`` is built on our UNet, else ``{}``."""
-    for candidate in (module, getattr(module, "net", None)):
-        cfg = getattr(getattr(candidate, "backbone", None), "cfg", None)
-        if isinstance(cfg, UNetConfig):
-            return {"network": to_plain(cfg)}
-    return {}
+    cfg = unet_config(module)
+    return {} if cfg is None else {"network": to_plain(cfg)}
 
 
 # ----------------------------------------------------------------------------------------------
