@@ -17,6 +17,7 @@ from .models import load_generator, load_teacher
 from .networks import unet_config
 from .problem import Problem, check_size, pose_problem, with_sampler_settings
 from .sampling import DenoiserPrior, GenerativePrior, PosteriorResult, pnp_sigmas, posterior_sample
+from .tiling import check_tile
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 
@@ -142,8 +143,7 @@ def choose_tile(tile: int | str | None, clean_shape: tuple[int, ...], chains: in
     fits in the memory available and the image is at most :data:`AUTO_TILE_ABOVE` on a side;
     else the largest of :data:`AUTO_TILE` and :data:`SMALLER_TILES` that fits."""
     if tile != "auto":
-        if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 16):
-            raise ValueError(f"tile must be 'auto', None or an integer >= 16, got {tile!r}")
+        check_tile(tile)
         return tile
     candidates = [None] if max(clean_shape[-2:]) <= AUTO_TILE_ABOVE else []
     for candidate in (*candidates, AUTO_TILE, *SMALLER_TILES):

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from .edm import SIGMA_MAX, SIGMA_MIN, as_level, denoising_posterior, karras_sigmas
 from .networks import GenerativeDenoiser, unet_config
+from .tiling import check_tile, receptive_radius, tiled_apply
 
 Tensor = torch.Tensor
 
@@ -77,9 +78,10 @@ class GenerativePrior:
 
     ``channels``: the model's channel count. Gray images are replicated to 3 channels for an RGB
     model and the result averaged back to gray; colour images given to a gray model are denoised
-    channel by channel. ``precision``: ``"float32"`` (default) or ``"bfloat16"`` (the network
-    under autocast; the result is float32). bfloat16 pays only where it is native
-    (:func:`native_bfloat16`); elsewhere it warns, because emulated bf16 is many times slower.
+    channel by channel. ``precision``: ``"auto"`` (default, :func:`resolve_precision`),
+    ``"float32"`` or ``"bfloat16"`` (the network under autocast; the result is float32). bfloat16
+    pays only where it is native (:func:`native_bfloat16`); elsewhere it warns, because emulated
+    bf16 is many times slower.
     ``max_batch``: the most images per network call (runs are split into calls of that size;
     None: all at once, the default on GPUs). On a CPU one image per call is fastest, because
     the activations of a batch overflow the caches (at 256x256 on a quiet 2-core AVX2 CPU: 0.91
@@ -96,12 +98,10 @@ class GenerativePrior:
 
     def __init__(self, model: Callable, channels: int | None = None, precision: str = "auto",
                  max_batch: int | None = None, tile: int | None = None, tile_margin: int | None = None):
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        resolve_precision(precision)  # refuses an unknown precision here, not at the first step
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        if tile is not None and tile < 16:
-            raise ValueError(f"tile must be at least 16 pixels, got {tile}")
+        check_tile(tile)
         if tile_margin is not None and tile_margin < 0:
             raise ValueError(f"tile_margin must be >= 0, got {tile_margin}")
         self.model, self.channels, self.precision, self.calls, self.seconds = model, channels, precision, 0, 0.0
@@ -137,8 +137,6 @@ class GenerativePrior:
     def _evaluate_tiled(self, u: Tensor, sigma: Tensor, rng, noise: Tensor | None = None) -> Tensor:
         """:meth:`_evaluate` in overlapping tiles (:func:`~ncvsd_inverse.tiling.tiled_apply`), with
         the margin the model's receptive radius unless ``tile_margin`` is set."""
-        from .tiling import receptive_radius, tiled_apply
-
         if noise is None and self.uses_rng:
             raise ValueError("tiling needs the generator's noise drawn for the whole image: use a GenerativeDenoiser")
         if self.tile_margin is None:

@@ -22,6 +22,16 @@ from .networks import pad_to_multiple
 Tensor = torch.Tensor
 
 
+#: The smallest tile: below it the overlap would dominate.
+MIN_TILE = 16
+
+
+def check_tile(tile: int | None) -> None:
+    """Refuse a tile size that is not None or an integer of at least :data:`MIN_TILE` pixels."""
+    if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < MIN_TILE):
+        raise ValueError(f"tile must be at least {MIN_TILE} pixels, got {tile!r}")
+
+
 def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
     """Starts of tiles of ``tile`` pixels covering ``[0, length)`` with at least ``overlap``
     pixels shared by neighbours; every start is a multiple of ``multiple`` when ``length`` and
@@ -103,4 +113,4 @@ def _probe_radius(network: torch.nn.Module, channels: int = 3, size: int = 128, 
     raise ValueError(f"the network's receptive field exceeds {limit} pixels: it is not local, do not tile it")
 
 
-__all__ = ["blend_weights", "receptive_radius", "tile_starts", "tiled_apply"]
+__all__ = ["MIN_TILE", "blend_weights", "check_tile", "receptive_radius", "tile_starts", "tiled_apply"]
