@@ -1,15 +1,15 @@
 """DAPS: Decoupled Annealing Posterior Sampling (Zhang et al., CVPR 2025), on an EDM denoiser.
 
-A peer of PnP-GD for the benchmarks (deepinv has no DAPS). From the paper (its Algorithm 1 and
-section 4), in this project's units (images in [-1, 1], EDM noise levels):
+A peer of PnP-GD for the benchmarks (deepinv has no DAPS). The algorithm of the paper, in this
+project's units (images in [-1, 1], EDM noise levels):
 
 - anneal over ``sigma_0 > ... > sigma_{K-1}`` (EDM's poly-7 schedule, 100 down to 0.1), then 0;
 - at level ``sigma_k``, from ``x_t``, an Euler probability-flow ODE down to ~0 gives ``x0_hat``
   (:func:`ode_denoise`, ``ode_steps`` network calls);
 - Langevin dynamics on ``x0`` targets ``p(x0 | x_t, y) ~ N(x0; x0_hat, r_k^2 I) p(y | x0)`` with
   ``r_k = sigma_k`` and the likelihood ``p(y | x0) ~ exp(-||A(x0) - y||^2 / (2 tau^2))``
-  (:func:`langevin_x0`), with a step size decaying linearly from ``lr`` to ``lr_min_ratio * lr``
-  over the annealing;
+  (:func:`operators.base.langevin_sample`), with a step size decaying linearly from ``lr`` to
+  ``lr_min_ratio * lr`` over the annealing;
 - ``x_{k+1} = x0 + sigma_{k+1} eps``: the next level's start is the sample re-noised.
 
 NFE = ``annealing_steps x ode_steps`` (DAPS-1K: 200 x 5). The Langevin steps use only the
@@ -21,6 +21,8 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+
+from operators.base import langevin_sample
 
 from .edm import karras_sigmas
 
@@ -52,22 +54,6 @@ def ode_denoise(denoiser: Callable[[Tensor, Tensor], Tensor], x: Tensor, sigma: 
     return x
 
 
-def langevin_x0(x0_hat: Tensor, misfit: Callable[[Tensor], Tensor], r: float, tau: float, lr: float, steps: int,
-                rng: torch.Generator | None = None) -> Tensor:
-    """Langevin dynamics for ``p(x0) ~ exp(-||x0 - x0_hat||^2 / (2 r^2) - misfit(x0) / (2 tau^2))``:
-    ``x <- x - lr grad U(x) + sqrt(2 lr) eps``, started at ``x0_hat``. ``misfit(x)`` is
-    ``||A(x) - y||^2`` per image (differentiated with autograd)."""
-    x = x0_hat.clone()
-    for _ in range(steps):
-        with torch.enable_grad():
-            leaf = x.detach().requires_grad_(True)
-            data_grad, = torch.autograd.grad(misfit(leaf).sum(), leaf)
-        grad = (x - x0_hat) / r**2 + data_grad / (2 * tau**2)
-        noise = torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
-        x = x - lr * grad + (2 * lr) ** 0.5 * noise
-    return x
-
-
 @torch.no_grad()
 def daps_sample(denoiser: Callable[[Tensor, Tensor], Tensor], operator, y: Tensor, annealing_steps: int = 200,
                 ode_steps: int = 5, lr: float = 1e-4, tau: float = DAPS_TAU, langevin_steps: int = DAPS_LANGEVIN_STEPS,
@@ -83,16 +69,13 @@ def daps_sample(denoiser: Callable[[Tensor, Tensor], Tensor], operator, y: Tenso
     shape = operator.clean_shape(tuple(y.shape))
     levels = annealing_levels(annealing_steps, sigma_max, sigma_min)
 
-    def misfit(x: Tensor) -> Tensor:
-        return (operator.forward(x) - y).flatten(1).pow(2).sum(1)
-
     x_t = levels[0] * torch.randn(shape, generator=rng, device=y.device, dtype=y.dtype)
     for k, (sigma, following) in enumerate(zip(levels[:-1], levels[1:])):
         x0_hat = ode_denoise(denoiser, x_t, sigma, ode_steps)
         step = lr * (1 + (k / max(annealing_steps - 1, 1)) * (lr_min_ratio - 1))
-        x0 = langevin_x0(x0_hat, misfit, sigma, tau, step, langevin_steps, rng)
+        x0 = langevin_sample(operator.forward, x0_hat, y, tau, sigma, step, langevin_steps, rng)
         x_t = x0 + following * torch.randn(shape, generator=rng, device=y.device, dtype=y.dtype)
     return x_t
 
 
-__all__ = ["annealing_levels", "daps_sample", "langevin_x0", "ode_denoise"]
+__all__ = ["annealing_levels", "daps_sample", "ode_denoise"]

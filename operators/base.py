@@ -98,6 +98,29 @@ def conjugate_gradient(apply: Callable[[Tensor], Tensor], b: Tensor, x0: Tensor 
     return x
 
 
+def langevin_sample(forward: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, s: float | Tensor,
+                    r: float | Tensor, step: float | Tensor, steps: int,
+                    rng: torch.Generator | None = None) -> Tensor:
+    """Unadjusted Langevin for ``p(u) ~ exp(-||forward(u) - y||^2 / (2 s^2) - ||u - x||^2 / (2 r^2))``:
+    ``u <- u - step grad U(u) + sqrt(2 step) eps`` for ``steps`` steps from ``u = x``, the
+    gradient of the data term by autograd (also under ``torch.inference_mode``).
+
+    x: ``(N, C, H, W)``; y: ``(N, ...)``; s, r, step: floats or per-image ``(N, 1, 1, 1)`` tensors.
+    """
+    s_per_image = torch.as_tensor(s, device=x.device, dtype=x.dtype).flatten()
+    step = torch.as_tensor(step, device=x.device, dtype=x.dtype)
+    with torch.inference_mode(False), torch.enable_grad():
+        u = x.detach().clone()
+        y = y.detach().clone()
+        for _ in range(steps):
+            u.requires_grad_(True)
+            energy = ((forward(u) - y) ** 2).flatten(1).sum(1) / (2 * s_per_image**2)
+            (grad,) = torch.autograd.grad(energy.sum(), u)
+            noise = torch.randn(u.shape, generator=rng, device=u.device, dtype=u.dtype)
+            u = u.detach() - step * (grad + (u.detach() - x) / r**2) + (2 * step).sqrt() * noise
+    return u.detach()
+
+
 class Operator:
     """A forward model ``y = A(x) + sigma_y * n``.
 
@@ -186,17 +209,7 @@ class Operator:
         """
         s, r = noise_scales(s, r, x)
         step = self.langevin_c1 / (self.lipschitz / s**2 + 1.0 / r**2)
-        with torch.inference_mode(False), torch.enable_grad():
-            u = x.detach().clone()
-            y = y.detach().clone()
-            for _ in range(self.langevin_steps):
-                u.requires_grad_(True)
-                energy = ((self.forward(u) - y) ** 2).flatten(1).sum(1) / (2 * s.flatten() ** 2)
-                (grad,) = torch.autograd.grad(energy.sum(), u)
-                noise = torch.randn(u.shape, generator=rng, device=u.device, dtype=u.dtype)
-                u = (u.detach() - step * (grad + (u.detach() - x) / r**2)
-                     + (2 * step).sqrt() * noise)
-        return u.detach()
+        return langevin_sample(self.forward, x, y, s, r, step, self.langevin_steps, rng)
 
     def pseudo_inverse(self, y: Tensor) -> Tensor:
         """A least-squares image consistent with ``y`` (initialisation for the solver).
