@@ -9,8 +9,9 @@ Peers run as their authors' defaults say, with these deliberate differences (als
 :data:`DEVIATIONS`, printed under the results table):
 
 - DPS, DiffPIR and DDRM are deepinv 0.5's, on our teacher through :class:`DeepinvDenoiser`.
-- DDRM: deepinv injects noise ``sigma / sqrt(2)`` but tells the denoiser ``sigma``; the adapter
-  passes ``sigma / sqrt(2)``, the level actually present.
+- DPS: the paper's step size mapped onto deepinv's per-step weight (:func:`dps_step_weights`).
+- DDRM: the denoiser is told the noise level deepinv actually injects (:func:`ddrm_noise_scale`),
+  and it runs on zero-mean data.
 - DAPS is ours (:mod:`ncvsd_inverse.daps`).
 """
 
@@ -255,14 +256,13 @@ class Classical(Method):
         return estimate[None]
 
 
-def _deepinv_runs(problem: Problem, runs: int, seed: int, physics, sample: Callable) -> Tensor:
-    """``runs`` samples of a deepinv sampler, each from the global RNG seeded with
-    ``seed * 1000 + run`` (deepinv samplers draw from it), mapped back to [-1, 1]."""
-    y_d = measurement_to_deepinv(problem.operator, problem.measurement, problem.clean_shape)
+def seeded_runs(runs: int, seed: int, draw: Callable[[int], Tensor]) -> Tensor:
+    """``(runs, ...)``: ``draw(run)`` for each run, after seeding the global RNG with
+    ``seed * 1000 + run`` (deepinv's samplers draw from it)."""
     out = []
     for run in range(runs):
         torch.manual_seed(seed * 1000 + run)
-        out.append(sample(y_d, physics) * 2 - 1)
+        out.append(draw(run))
     return torch.stack(out)
 
 
@@ -284,12 +284,12 @@ class DiffPIR(Method):
     def run(self, problem, variant, models, seed, runs, precision):
         import deepinv
 
-        physics = _physics_for(problem)
+        physics, y_d = _physics_and_measurement(problem)
         sampler = deepinv.sampling.DiffPIR(
             DeepinvDenoiser(models.get("teacher")), deepinv.optim.data_fidelity.L2(),
             sigma=problem.task.sigma_y / 2, max_iter=variant["steps"], lambda_=variant["lambda_"],
             zeta=variant["zeta"].get(problem.task.name, 0.1), device=problem.measurement.device)
-        return _deepinv_runs(problem, runs, seed, physics, lambda y, phys: sampler(y, phys))
+        return seeded_runs(runs, seed, lambda run: sampler(y_d, physics) * 2 - 1)
 
 
 class DDRM(Method):
@@ -316,11 +316,8 @@ class DDRM(Method):
         physics = physics.to(problem.measurement.device)
         denoiser = DeepinvDenoiser(models.get("teacher"), scale, centered=True)
         sampler = deepinv.sampling.DDRM(denoiser, sigmas=np.linspace(1, 0, variant["steps"]))
-        out = []
-        for run in range(runs):  # on our images halved (zero mean; noise sigma_y / 2 as the physics says)
-            torch.manual_seed(seed * 1000 + run)
-            out.append(sampler(problem.measurement / 2, physics) * 2)
-        return torch.stack(out)
+        # on our images halved: zero mean, noise sigma_y / 2 as the physics says
+        return seeded_runs(runs, seed, lambda run: sampler(problem.measurement / 2, physics) * 2)
 
 
 def dps_step_weights(sde, timesteps: Tensor) -> tuple[Tensor, Tensor]:
@@ -367,15 +364,15 @@ class DPS(Method):
                 return super().forward(x, y, physics, sigma, *args, get_model_outputs=get_model_outputs, **kwargs)
 
         physics, y_d = _physics_and_measurement(problem)
-        out = []
-        for run in range(runs):
+
+        def draw(run: int) -> Tensor:
             rng = torch.Generator(device=device).manual_seed(seed * 1000 + run)
             sampler = PosteriorDiffusion(
                 data_fidelity=PaperStepFidelity(denoiser, clip=[-1.0, 1.0], guidance="norm"), denoiser=denoiser,
                 sde=sde, solver=DDPMSolver(timesteps=timesteps, rng=rng), dtype=torch.float64, device=device)
-            torch.manual_seed(seed * 1000 + run)
-            out.append(sampler(y_d, physics, x_init=tuple(problem.clean_shape)).float() * 2 - 1)
-        return torch.stack(out)
+            return sampler(y_d, physics, x_init=tuple(problem.clean_shape)).float() * 2 - 1
+
+        return seeded_runs(runs, seed, draw)
 
 
 class DAPS(Method):
