@@ -163,6 +163,15 @@ def mean_lpips(estimate: torch.Tensor, reference: torch.Tensor, net: str = "alex
     return None if scores is None else float(scores.mean())
 
 
+def image_scores(estimate: torch.Tensor, reference: torch.Tensor, lpips_weights: str | Path | None = None) -> dict:
+    """``{"psnr", "ssim", "lpips"}`` of ``estimate`` against ``reference`` ``(N, C, H, W)`` in
+    [-1, 1], each the mean over the batch; the estimate is clamped to [-1, 1]; LPIPS (AlexNet) is
+    None where unavailable (see :func:`mean_lpips`)."""
+    estimate = estimate.clamp(-1, 1)
+    return {"psnr": float(psnr(estimate, reference).mean()), "ssim": float(ssim(estimate, reference).mean()),
+            "lpips": mean_lpips(estimate, reference, weights=lpips_weights)}
+
+
 def lpips_status(net: str = "alex", weights: str | Path | None = None) -> str:
     """One line for reports: which LPIPS weights are used, or why LPIPS is unavailable."""
     path = lpips_weights_path(net, weights)

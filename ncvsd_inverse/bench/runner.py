@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from operators import SuperResolution
 from tasks import load_task
 
 from .. import metrics
@@ -39,19 +40,25 @@ def load_crops(suite: Suite) -> list[tuple[str, torch.Tensor]]:
         raise SuiteError(f"{suite.source}: {error}") from None
 
 
+def measurement_preview(problem, truth: torch.Tensor) -> torch.Tensor:
+    """The measurement as an image for the grid: itself where it has the clean image's size,
+    bicubic upsampling for SR, else (phase retrieval's Fourier magnitudes) its log scaled to
+    [-1, 1]; never a costly reconstruction."""
+    y = problem.measurement
+    if y.shape[-2:] == truth.shape[-2:]:
+        return y.clamp(-1, 1)
+    if isinstance(problem.operator, SuperResolution):
+        return problem.operator.classical_estimate(y, problem.task.sigma_y).clamp(-1, 1)
+    shown = y.clamp_min(0).log1p()
+    return 2 * (shown - shown.min()) / (shown.max() - shown.min()).clamp_min(1e-12) - 1
+
+
 def calibration(samples: torch.Tensor, clean: torch.Tensor) -> float | None:
     """Fraction of pixels whose ground truth lies within mean +- 2 std of the runs (None for one run)."""
     if samples.shape[0] < 2:
         return None
     mean, std = samples.mean(0), samples.std(0, unbiased=False)
     return float(((clean - mean).abs() <= 2 * std).float().mean())
-
-
-def score(estimate: torch.Tensor, clean: torch.Tensor) -> dict:
-    """PSNR, SSIM and LPIPS (AlexNet; None where unavailable) of one estimate."""
-    estimate = estimate.clamp(-1, 1)
-    return {"psnr": float(metrics.psnr(estimate, clean)[0]), "ssim": float(metrics.ssim(estimate, clean)[0]),
-            "lpips": metrics.mean_lpips(estimate, clean)}
 
 
 class PeakMemory:
@@ -97,32 +104,31 @@ def cell_key(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
+def parse_cells(path: Path) -> tuple[list[dict], bool]:
+    """The cells in one ``rank*.jsonl`` file and whether its last line was cut by a kill (it
+    does not parse; that cell is redone). A corrupt line elsewhere is a :class:`SuiteError`."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    cells = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            cells.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise SuiteError(f"{path}: line {number} is corrupt; delete it to redo those cells") from None
+            return cells, True
+    return cells, False
+
+
 def read_cells(folder: Path) -> dict[str, dict]:
-    """Finished cells of every rank, by key. A last line cut by a kill is dropped (redone)."""
-    cells = {}
-    for path in sorted(folder.glob("rank*.jsonl")):
-        lines = path.read_text().splitlines()
-        for number, line in enumerate(lines, start=1):
-            try:
-                cell = json.loads(line)
-            except json.JSONDecodeError:
-                if number < len(lines):
-                    raise SuiteError(f"{path}: line {number} is corrupt; delete it to redo those cells") from None
-                continue
-            cells[cell["key"]] = cell
-    return cells
+    """Finished cells of every rank, by key."""
+    return {cell["key"]: cell for path in sorted(folder.glob("rank*.jsonl")) for cell in parse_cells(path)[0]}
 
 
 def drop_cut_line(path: Path) -> None:
-    """Rewrite ``path`` without its last line if a kill cut it (it does not parse)."""
-    if not path.exists():
-        return
-    lines = path.read_text().splitlines()
-    try:
-        if lines:
-            json.loads(lines[-1])
-    except json.JSONDecodeError:
-        atomic_write_text(path, "".join(line + "\n" for line in lines[:-1]))
+    """Rewrite ``path`` without its last line if a kill cut it."""
+    cells, cut = parse_cells(path)
+    if cut:
+        atomic_write_text(path, "".join(json.dumps(cell) + "\n" for cell in cells))
 
 
 def append_cell(path: Path, cell: dict) -> None:
@@ -172,11 +178,8 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
         task, index, problem, truth = cell["task"], cell["index"], cell["problem"], cell["truth"]
         if cell["method"] is None:  # a new (image, task): its measurement, shown in the grid
             if index == 0:
-                shown = problem.measurement
-                if shown.shape[-2:] != truth.shape[-2:]:
-                    shown = problem.operator.classical_estimate(shown, task.sigma_y)
                 write_image(truth, out / "images" / task.name / "clean.png")
-                write_image(shown.clamp(-1, 1), out / "images" / task.name / "measurement.png")
+                write_image(measurement_preview(problem, truth), out / "images" / task.name / "measurement.png")
             bar.update(1)
             continue
         method, variant, runs, key = cell["method"], cell["variant"], cell["runs"], cell["key"]
@@ -190,8 +193,8 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
         record = {"key": key, "task": task.name, "image": cell["name"], "index": index, "method": method.name,
                   "label": method.label(variant), "variant": variant, "runs": runs, "nfe": nfe,
                   "seconds_per_image": seconds, "peak_mem_mb": memory.peak_mb,
-                  "one": score(samples[0], truth),
-                  "mean": score(samples.mean(0), truth) if samples.shape[0] > 1 else None,
+                  "one": metrics.image_scores(samples[0], truth),
+                  "mean": metrics.image_scores(samples.mean(0), truth) if samples.shape[0] > 1 else None,
                   "calibration": calibration(samples, truth)}
         if index == 0:
             write_image(samples[0].clamp(-1, 1), image_path)
@@ -234,4 +237,4 @@ def plan(suite: Suite, crops, digests: dict, indices: list[int]):
                     yield {**where, "method": method, "variant": variant, "runs": runs, "key": key}
 
 
-__all__ = ["calibration", "load_crops", "run_suite", "score"]
+__all__ = ["calibration", "load_crops", "run_suite"]

@@ -88,12 +88,6 @@ def _write_json(data: dict, path: Path) -> None:
     atomic_write_text(path, json.dumps(data, indent=2))
 
 
-def _scores(estimate: torch.Tensor, clean: torch.Tensor, lpips_weights) -> dict:
-    score = lambda f: float(f(estimate, clean).mean())  # noqa: E731
-    return {"psnr": score(metrics.psnr), "ssim": score(metrics.ssim),
-            "lpips": metrics.mean_lpips(estimate, clean, weights=lpips_weights)}
-
-
 def _tile_option(value: str) -> int | str | None:
     """``--tile``: ``auto``, ``0`` (never) or a tile size in pixels."""
     if value == "auto":
@@ -195,8 +189,8 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
                    "seconds_per_image": round(result.seconds / observed.shape[0], 3),
                    "outside_network_fraction": round(result.outside_network_fraction, 4)}
         if clean is not None:
-            summary["mean"] = _scores(estimate, clean, lpips_weights)
-            summary["sample"] = _scores(result.samples[0].cpu().clamp(-1, 1), clean, lpips_weights)
+            summary["mean"] = metrics.image_scores(estimate, clean, lpips_weights)
+            summary["sample"] = metrics.image_scores(result.samples[0].cpu(), clean, lpips_weights)
             if summary["mean"]["lpips"] is None:
                 too_small = min(estimate.shape[-2:]) < metrics.LPIPS_MIN_SIZE["alex"]
                 summary["lpips_note"] = (f"LPIPS needs images of at least {metrics.LPIPS_MIN_SIZE['alex']} pixels "
