@@ -261,3 +261,15 @@ def test_every_packaged_suite_is_valid():
     for name in names:
         suite = load_suite(name, data=DATA, teacher="teacher-path", generator="generator-path")
         assert suite.tasks and suite.methods and suite.teacher == "teacher-path", name
+
+
+def test_a_name_list_skips_comments_and_blank_lines(tmp_path):
+    names = sorted(p.name for p in DATA.iterdir() if p.suffix == ".png")[:2]
+    (tmp_path / "split.txt").write_text(f"# a validation split\n{names[1]}\n\n{names[0]}\n")
+    suite = load_suite(write_suite(tmp_path, f"""
+name: listed
+data: {{folder: DATA, list: {tmp_path / 'split.txt'}, crop: 16}}
+tasks: [sr4x]
+methods: {{classical: {{}}}}
+"""))
+    assert suite.names == (names[1], names[0])

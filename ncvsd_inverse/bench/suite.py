@@ -25,6 +25,7 @@ import yaml
 
 from tasks import TaskError, load_task
 
+from ..io import read_name_list
 from ..sampling import PRECISIONS
 from .methods import METHODS, MethodSettingsError
 
@@ -121,7 +122,7 @@ def load_suite(name_or_path: str | Path, data: str | Path | None = None, first: 
         list_path = _path(data_section["list"], f"{source}: data.list", base)
         if not list_path.is_file():
             raise SuiteError(f"{source}: data.list: no such file {list_path}")
-        names = tuple(line.strip() for line in list_path.read_text().splitlines() if line.strip())
+        names = tuple(read_name_list(list_path))
     crop = _count(crop if crop is not None else data_section.get("crop"), f"{source}: data.crop", 8, allow_none=True)
     first = _count(first if first is not None else data_section.get("first"), f"{source}: data.first", 1,
                    allow_none=True)
