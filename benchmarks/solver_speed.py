@@ -1,11 +1,15 @@
 """Solver speed: seconds per image and per megapixel, NFE, the time outside the network, peak memory.
 
     python benchmarks/solver_speed.py --tasks sr4x --sizes 256 768x512 2048 [--tile auto] [--steps N]
+        [--allocator system retain]
 
 Solves each task on the example image (tiled to the size when it is smaller, centre-cropped when
 larger; degraded with the task's operator, seed 0) with the task preset's steps (or ``--steps``),
-one run, after a 2-step warm-up at that size. Run it on a quiet machine: the numbers are
-timings. Prints a table and writes JSON with the machine.
+one run, after a 2-step warm-up at that size. ``--allocator system retain`` measures every row
+with the system's malloc settings first, then with freed memory retained (what the command-line
+tools do; :mod:`ncvsd_inverse.allocator`), side by side in one run. Run it on a quiet machine:
+the numbers are timings. Prints a table and writes JSON with the machine. Peak RSS is the
+process's peak so far.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ncvsd_inverse import load_model, solve
+from ncvsd_inverse.allocator import retain_freed_memory
 from ncvsd_inverse.io import read_image
 from ncvsd_inverse.sampling import PRECISIONS, native_bfloat16
 from tasks import load_task
@@ -41,6 +46,18 @@ def clean_of_size(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return image[..., top:top + height, left:left + width]
 
 
+def measure(task, image: torch.Tensor, height: int, width: int, model, args, tile) -> dict:
+    """One timed solve of ``task`` at ``height x width`` after a 2-step warm-up: the table's row."""
+    clean = clean_of_size(image, height, width)
+    y = task.build_operator(clean.shape).measure(clean, task.sigma_y, torch.Generator().manual_seed(0))
+    solve(y, task, model=model, steps=2, device=args.device, tile=tile, precision=args.precision)  # warm-up
+    result = solve(y, task, model=model, steps=args.steps, device=args.device, tile=tile, precision=args.precision)
+    return {"task": task.name, "height": height, "width": width, "runs": 1, "nfe": result.nfe,
+            "seconds_per_image": result.seconds, "seconds_per_megapixel": result.seconds / (height * width / 1e6),
+            "network_seconds": result.network_seconds, "outside_network_fraction": result.outside_network_fraction,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="generator checkpoint or run folder (default: shipped)")
@@ -50,32 +67,29 @@ def main() -> None:
     parser.add_argument("--tile", default="auto", help="auto, 0 (never) or a tile size")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     parser.add_argument("--image", type=Path, default=ROOT / "examples" / "tiger.png")
+    parser.add_argument("--allocator", nargs="+", choices=["system", "retain"], default=["retain"],
+                        help="malloc settings to measure, in this order (system first: retain cannot be undone)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "solver_speed.json")
     args = parser.parse_args()
+    if args.allocator != sorted(set(args.allocator), reverse=True):
+        parser.error("--allocator: each once, system before retain")
     tile = "auto" if args.tile == "auto" else (int(args.tile) or None)
     model = load_model(args.model, device=args.device)
     image = read_image(args.image)
     rows = []
-    for name in args.tasks:
-        task = load_task(name)
-        for size in args.sizes:
-            height, width = parse_size(size)
-            clean = clean_of_size(image, height, width)
-            y = task.build_operator(clean.shape).measure(clean, task.sigma_y, torch.Generator().manual_seed(0))
-            solve(y, task, model=model, steps=2, device=args.device, tile=tile, precision=args.precision)  # warm-up
-            result = solve(y, task, model=model, steps=args.steps, device=args.device, tile=tile,
-                           precision=args.precision)
-            megapixels = height * width / 1e6
-            rows.append({"task": name, "height": height, "width": width, "runs": 1, "nfe": result.nfe,
-                         "seconds_per_image": result.seconds, "seconds_per_megapixel": result.seconds / megapixels,
-                         "network_seconds": result.network_seconds,
-                         "outside_network_fraction": result.outside_network_fraction,
-                         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
-            r = rows[-1]
-            print(f"{name:16s} {width:5d}x{height:<5d} NFE {r['nfe']:3d}  {r['seconds_per_image']:8.2f} s  "
-                  f"{r['seconds_per_megapixel']:8.2f} s/MP  outside net {r['outside_network_fraction']:6.1%}  "
-                  f"peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
+    for allocator in args.allocator:
+        if allocator == "retain" and not retain_freed_memory():
+            print("retain: not applied (not glibc, or NCVSD_MALLOC=system)")
+        for name in args.tasks:
+            for size in args.sizes:
+                rows.append({"allocator": allocator, **measure(load_task(name), image, *parse_size(size), model, args,
+                                                               tile)})
+                r = rows[-1]
+                print(f"{allocator:6s} {name:16s} {r['width']:5d}x{r['height']:<5d} NFE {r['nfe']:3d}  "
+                      f"{r['seconds_per_image']:8.2f} s  {r['seconds_per_megapixel']:8.2f} s/MP  "
+                      f"outside net {r['outside_network_fraction']:6.1%}  peak RSS {r['peak_rss_mb']:7.0f} MB",
+                      flush=True)
     machine = {"device": args.device, "cpu": platform.processor() or platform.machine(),
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "native_bfloat16": native_bfloat16(torch.device(args.device).type), "precision": args.precision,

@@ -43,11 +43,19 @@ def test_solver_speed_reports_time_per_megapixel_at_each_size(tiny_models, tmp_p
     big = solver_speed.clean_of_size(image, 50, 70)
     assert big.shape[-2:] == (50, 70)
     out = tmp_path / "speed.json"
-    monkeypatch.setattr(sys, "argv", ["solver_speed.py", "--model", str(tiny_models[1]), "--tasks", "sr4x",
-                                      "--sizes", "32", "48x32", "--steps", "2", "--tile", "0", "--json", str(out)])
+    retained = []
+    monkeypatch.setattr(solver_speed, "retain_freed_memory", lambda: retained.append(True) or True)
+    argv = ["solver_speed.py", "--model", str(tiny_models[1]), "--tasks", "sr4x", "--sizes", "32", "48x32",
+            "--steps", "2", "--tile", "0", "--json", str(out), "--allocator"]
+    monkeypatch.setattr(sys, "argv", argv + ["retain", "system"])
+    with pytest.raises(SystemExit):  # retain cannot be undone: system must come first
+        solver_speed.main()
+    monkeypatch.setattr(sys, "argv", argv + ["system", "retain"])
     solver_speed.main()
     report = json.loads(out.read_text())
-    assert [(r["height"], r["width"]) for r in report["results"]] == [(32, 32), (32, 48)]
+    assert [(r["allocator"], r["height"], r["width"]) for r in report["results"]] == [
+        ("system", 32, 32), ("system", 32, 48), ("retain", 32, 32), ("retain", 32, 48)]
+    assert retained == [True]
     for row in report["results"]:
         assert row["nfe"] == 2 and row["seconds_per_megapixel"] == pytest.approx(
             row["seconds_per_image"] / (row["height"] * row["width"] / 1e6))

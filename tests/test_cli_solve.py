@@ -133,8 +133,13 @@ def test_bad_inputs_exit_2_and_write_nothing(small_images, tiny_models, tmp_path
 
 
 def test_list_tasks_and_no_default_model_message(small_images, monkeypatch):
+    import ncvsd_inverse.cli.solve as cli_solve
+
+    retained = []
+    monkeypatch.setattr(cli_solve, "retain_freed_memory", lambda: retained.append(True))
     result = invoke("--list-tasks")
     assert result.exit_code == 0 and "sr4x" in result.output and "phase_retrieval" in result.output
+    assert retained == [True]  # the CLI keeps freed memory for reuse (ncvsd_inverse.allocator)
     import ncvsd_inverse.api as api
 
     monkeypatch.setattr(api, "DEFAULT_MODEL_DIR", small_images / "nothing_here")

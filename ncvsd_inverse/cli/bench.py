@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ncvsd_inverse.allocator import retain_freed_memory
 from ncvsd_inverse.bench import run_suite
 from ncvsd_inverse.bench.suite import load_suite
 from ncvsd_inverse.cli.common import user_errors
@@ -48,6 +49,7 @@ def main(suite: str, out: Path, resume: bool, data: Path | None, first: int | No
     `seed + image index`. Finished cells are kept in --out/cells: run the same command with
     --resume after an interruption and only the missing or changed cells run.
     """
+    retain_freed_memory()
     with user_errors():
         checked = load_suite(suite, data=data, first=first, crop=crop, tasks=_names(tasks), methods=_names(methods),
                              generator=generator, teacher=teacher)

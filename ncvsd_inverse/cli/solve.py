@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ncvsd_inverse import metrics
+from ncvsd_inverse.allocator import retain_freed_memory
 from ncvsd_inverse.api import load_model, resolve_device, solve
 from ncvsd_inverse.cli.common import user_errors
 from ncvsd_inverse.files import atomic_write_text
@@ -142,6 +143,7 @@ def _tile_option(value: str) -> int | str | None:
 def main(image, task, preset, output, mask, kernel, simulate, report, runs, save_samples, save_std, model, prior,
          steps, seed, device, precision, likelihood_scale, lpips_weights, tile, quiet, list_tasks):
     """Recover IMAGE (a degraded photo) with a task preset and an NCVSD generative denoiser."""
+    retain_freed_memory()
     if list_tasks:
         for name in available_tasks():
             click.echo(f"{name:18s} {load_task(name).description}")
