@@ -1,9 +1,9 @@
 """Inverse-problem suite: data set x tasks x methods, the same measurements for every method.
 
 RETIRED: ``ncvsd-bench`` (``benchmarks/suites/cbsd68-report.yaml``) replaces this script. It is
-kept here, as run, only to finish the float32 LPIPS rerun of the CBSD68 report whose per-image
-results are in ``benchmarks/results/cbsd68_first16_256.partial.jsonl`` (their format is this
-script's), resumed with:
+kept here, as run, as the record of how the committed float32 LPIPS report
+``benchmarks/results/cbsd68_first16_256.{json,md,png}`` was made (finished 2026-11-27; the
+per-image results are in the JSON's ``per_image``):
 
     python lab/inverse_suite_report.py --data ../shared/data/cbsd68 --first 16 --crop 256 \
         --precision float32 --out benchmarks/results/cbsd68_first16_256
