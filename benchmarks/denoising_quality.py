@@ -26,6 +26,7 @@ from ncvsd_inverse import load_model
 from ncvsd_inverse.diagnostics import denoising_diagnostic
 from ncvsd_inverse.io import read_centre_crops, read_name_list
 from ncvsd_inverse.metrics import lpips_status
+from ncvsd_inverse.models import weights_sha256
 from ncvsd_inverse.sampling import ancestral_posterior_sample
 
 
@@ -92,7 +93,9 @@ def main() -> None:
     print(lpips_status())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"teacher": args.teacher or "shipped", "generator": described,
+        digests = {"teacher_sha256": weights_sha256(teacher),
+                   "generator_sha256": weights_sha256(generator) if isinstance(generator, torch.nn.Module) else None}
+        args.json.write_text(json.dumps({"teacher": args.teacher or "shipped", "generator": described, **digests,
                                          "data": str(args.data), "images": len(clean), "crop": args.crop,
                                          "machine": platform.machine(), "rows": rows}, indent=2))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -64,3 +65,12 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", ema: bo
     generator = GenerativeDenoiser(net, gamma)
     prefixes = ("ema.generator", "generator") if ema else ("generator",)
     return _load(generator, tensors, prefixes, source).to(device)
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """sha256 over a model's state dict (names and raw bytes, sorted by name)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

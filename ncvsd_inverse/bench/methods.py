@@ -35,6 +35,7 @@ from operators import (
 )
 
 from ..edm import SIGMA_MIN
+from ..models import weights_sha256
 from ..problem import Problem, with_sampler_settings
 
 Tensor = torch.Tensor
@@ -73,17 +74,6 @@ class Models:
     def digest(self, kind: str) -> str:
         """sha256 of the weights of the ``kind`` model (tells versions of a model apart)."""
         return weights_sha256(self.get(kind))
-
-
-def weights_sha256(model: torch.nn.Module) -> str:
-    """sha256 over a model's state dict (names and raw bytes, sorted by name)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 class DeepinvDenoiser(torch.nn.Module):
