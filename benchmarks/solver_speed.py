@@ -8,8 +8,9 @@ larger; degraded with the task's operator, seed 0) with the task preset's steps 
 one run, after a 2-step warm-up at that size. ``--allocator system retain`` measures every row
 with the system's malloc settings first, then with freed memory retained (what the command-line
 tools do; :mod:`ncvsd_inverse.allocator`), side by side in one run. Run it on a quiet machine:
-the numbers are timings. Prints a table and writes JSON with the machine. Peak RSS is the
-process's peak so far.
+the numbers are timings. Prints a table and writes JSON with the machine. Peak memory is the
+process's resident size sampled during the timed solve (on a GPU: CUDA's peak allocation); with
+freed memory retained it includes what earlier rows left in the process.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 from pathlib import Path
 
 import torch
 
 from ncvsd_inverse import load_model, solve
 from ncvsd_inverse.allocator import retain_freed_memory
+from ncvsd_inverse.bench.runner import PeakMemory
 from ncvsd_inverse.io import read_image
 from ncvsd_inverse.sampling import PRECISIONS, native_bfloat16
 from tasks import load_task
@@ -51,11 +52,13 @@ def measure(task, image: torch.Tensor, height: int, width: int, model, args, til
     clean = clean_of_size(image, height, width)
     y = task.build_operator(clean.shape).measure(clean, task.sigma_y, torch.Generator().manual_seed(0))
     solve(y, task, model=model, steps=2, device=args.device, tile=tile, precision=args.precision)  # warm-up
-    result = solve(y, task, model=model, steps=args.steps, device=args.device, tile=tile, precision=args.precision)
+    with PeakMemory(args.device) as memory:
+        result = solve(y, task, model=model, steps=args.steps, device=args.device, tile=tile,
+                       precision=args.precision)
     return {"task": task.name, "height": height, "width": width, "runs": 1, "nfe": result.nfe,
             "seconds_per_image": result.seconds, "seconds_per_megapixel": result.seconds / (height * width / 1e6),
             "network_seconds": result.network_seconds, "outside_network_fraction": result.outside_network_fraction,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": memory.peak_mb}
 
 
 def main() -> None:
