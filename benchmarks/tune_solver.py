@@ -6,8 +6,10 @@
         --ema 0 0.9 --init zero classical
 
 Every configuration sees the same measurements (seed = image index). A setting not named keeps
-the task preset's value. Prints the configurations sorted by the PSNR of the mean of ``--runs``
-runs and writes JSON.
+the task preset's value. ``--langevin-steps`` sets the operator's inner Langevin steps (phase
+retrieval) and ``--restarts`` the chains kept by data misfit. Prints the task's classical estimate
+as a reference line, then the configurations sorted by the PSNR of the mean of ``--runs`` runs
+(with PSNR and LPIPS of one run and of the mean), and writes JSON.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 from ncvsd_inverse import load_model, metrics, solve
 from ncvsd_inverse.io import read_centre_crops, read_name_list
 from ncvsd_inverse.sampling import PRECISIONS
-from tasks import INITS, load_task
+from tasks import INITS, load_task, task_from_dict
 
 
 def main() -> None:
@@ -43,6 +45,10 @@ def main() -> None:
     parser.add_argument("--ema", type=float, nargs="+", help="EMA decays (applied below sigma 1)")
     parser.add_argument("--init", nargs="+", choices=INITS,
                         help="where the chain starts: u_0 = init + sigma_max z")
+    parser.add_argument("--rho", type=float, nargs="+")
+    parser.add_argument("--restarts", type=int, nargs="+", help="chains per run, the lowest data misfit kept")
+    parser.add_argument("--langevin-steps", type=int, nargs="+",
+                        help="the operator's inner Langevin steps (nonlinear operators)")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -53,27 +59,42 @@ def main() -> None:
     for index, (_, clean) in enumerate(crops):
         operator = task.build_operator(clean.shape)
         measurements.append((clean, operator.measure(clean, task.sigma_y, torch.Generator().manual_seed(index))))
+    classical = [metrics.image_scores(task.build_operator(clean.shape).classical_estimate(
+        y, task.sigma_y, torch.Generator().manual_seed(index)), clean) for index, (clean, y) in enumerate(measurements)]
+    reference = {key: float(np.mean([c[key] for c in classical])) for key in ("psnr", "lpips")
+                 if all(c[key] is not None for c in classical)}
+    print(f"classical ({task.build_operator(crops[0][1].shape).classical_name}): "
+          + "  ".join(f"{k} {v:.3f}" for k, v in reference.items()), flush=True)
     rows = []
     preset = task.sampler  # a setting not named on the command line keeps the preset's value
     grid = itertools.product(args.likelihood_scale or [preset["likelihood_scale"]], args.steps or [preset["steps"]],
                              args.sigma_max or [preset["sigma_max"]], args.sigma_min or [preset["sigma_min"]],
-                             args.ema or [preset["ema_decay"]], args.init or [preset["init"]])
-    for scale, steps, sigma_max, sigma_min, ema, init in grid:
+                             args.ema or [preset["ema_decay"]], args.init or [preset["init"]],
+                             args.rho or [preset["rho"]], args.restarts or [preset["restarts"]],
+                             args.langevin_steps or [task.operator.get("langevin_steps")])
+    for scale, steps, sigma_max, sigma_min, ema, init, rho, restarts, langevin_steps in grid:
         ema_sigma = preset["ema_sigma"] if args.ema is None else (1.0 if ema > 0 else 0.0)
         settings = {"likelihood_scale": scale, "sigma_max": sigma_max, "sigma_min": sigma_min, "init": init,
-                    "ema_sigma": ema_sigma, "ema_decay": ema}
-        mean_psnr, one_psnr, seconds = [], [], []
+                    "ema_sigma": ema_sigma, "ema_decay": ema, "rho": rho, "restarts": restarts}
+        variant = task if langevin_steps is None else task_from_dict(
+            {**task.to_dict(), "operator": {**task.operator, "langevin_steps": langevin_steps}}, task.source)
+        scores, seconds = {"one": [], "mean": []}, []
         for index, (clean, y) in enumerate(measurements):
-            result = solve(y, task, model=model, prior=args.prior, runs=args.runs, steps=steps, seed=index,
+            result = solve(y, variant, model=model, prior=args.prior, runs=args.runs, steps=steps, seed=index,
                            precision=args.precision, **settings)
-            mean_psnr.append(float(metrics.psnr(result.mean.clamp(-1, 1), clean)[0]))
-            one_psnr.append(float(metrics.psnr(result.samples[0].clamp(-1, 1), clean)[0]))
+            scores["one"].append(metrics.image_scores(result.samples[0], clean))
+            scores["mean"].append(metrics.image_scores(result.mean, clean))
             seconds.append(result.seconds)
-        row = {**settings, "steps": steps, "psnr_mean": float(np.mean(mean_psnr)),
-               "psnr_one": float(np.mean(one_psnr)), "seconds": float(np.mean(seconds))}
+        row = {**settings, "steps": steps, "langevin_steps": langevin_steps, "seconds": float(np.mean(seconds))}
+        for which, values in scores.items():
+            for key in ("psnr", "lpips"):
+                row[f"{key}_{which}"] = (None if any(v[key] is None for v in values)
+                                         else float(np.mean([v[key] for v in values])))
         rows.append(row)
+        lpips_text = "" if row["lpips_one"] is None else f" LPIPS {row['lpips_mean']:.3f} / {row['lpips_one']:.3f}"
         print(f"s={scale:<7g} steps={steps:<4d} sigma_max={sigma_max:<5g} sigma_min={sigma_min:<6g} ema={ema:<5g} "
-              f"init={init:<14s} PSNR mean-of-{args.runs} {row['psnr_mean']:.2f}  one {row['psnr_one']:.2f}  "
+              f"init={init:<14s} rho={rho:g} restarts={restarts} langevin={langevin_steps}  "
+              f"mean-of-{args.runs} / one: PSNR {row['psnr_mean']:.2f} / {row['psnr_one']:.2f}{lpips_text}  "
               f"{row['seconds']:.1f}s", flush=True)
     rows.sort(key=lambda r: -r["psnr_mean"])
     print("best:", json.dumps(rows[0]))
@@ -82,7 +103,7 @@ def main() -> None:
         args.json.write_text(json.dumps({"task": args.task, "prior": args.prior,
                                          "model": args.model or "shipped default", "images": [n for n, _ in crops],
                                          "crop": args.crop, "runs": args.runs, "precision": args.precision,
-                                         "rows": rows}, indent=2))
+                                         "classical": reference, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -61,3 +61,31 @@ def test_solver_speed_reports_time_per_megapixel_at_each_size(tiny_models, tmp_p
         assert row["nfe"] == 2 and row["seconds_per_megapixel"] == pytest.approx(
             row["seconds_per_image"] / (row["height"] * row["width"] / 1e6))
     assert "native_bfloat16" in report["machine"]
+
+
+def test_tune_solver_sweeps_operator_and_restart_settings(tiny_models, tmp_path, monkeypatch):
+    import tune_solver
+
+    from operators.phase_retrieval import PhaseRetrieval
+
+    langevin_used = []
+    original = PhaseRetrieval.langevin_likelihood_step
+
+    def spy(self, *args, **kwargs):
+        langevin_used.append(self.langevin_steps)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PhaseRetrieval, "langevin_likelihood_step", spy)
+    out = tmp_path / "tune.json"
+    (tmp_path / "names.txt").write_text("# a comment line\n" + sorted(DATA.glob("*.png"))[0].name + "\n")
+    argv = ["tune_solver.py", "--model", str(tiny_models[1]), "--task", "phase_retrieval", "--data", str(DATA),
+            "--list", str(tmp_path / "names.txt"), "--first", "1", "--crop", "32", "--runs", "1",
+            "--steps", "2", "--langevin-steps", "1", "3", "--restarts", "2", "--json", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    tune_solver.main()
+    report = json.loads(out.read_text())
+    assert sorted(r["langevin_steps"] for r in report["rows"]) == [1, 3]
+    assert sorted(set(langevin_used)) == [1, 3]  # the override reached the operator
+    assert all(r["restarts"] == 2 and r["steps"] == 2 for r in report["rows"])
+    assert set(report["classical"]) == {"psnr", "lpips"} and 0 < report["classical"]["lpips"] < 1
+    assert all(0 <= r["lpips_one"] <= 1 and r["psnr_mean"] == r["psnr_one"] for r in report["rows"])

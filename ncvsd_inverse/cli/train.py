@@ -13,6 +13,7 @@ import click
 import torch
 
 from ncvsd_inverse import training
+from ncvsd_inverse.allocator import retain_freed_memory
 from ncvsd_inverse.api import resolve_device
 from ncvsd_inverse.cli.common import user_errors
 from ncvsd_inverse.io import list_images, read_name_list
@@ -70,6 +71,7 @@ def _setup(preset: str, section: str, steps: int | None, out: Path, resume: bool
                          "continue that run later)")
     if device is not None:
         resolve_device(device)  # one line for a device this machine does not have
+    retain_freed_memory()  # fewer page faults per step (ncvsd_inverse/allocator.py)
     env = training.setup_distributed(device)
     teacher_cfg, distill_cfg = training.load_preset(preset)
     cfg = {"teacher": teacher_cfg, "distill": distill_cfg}[section]
