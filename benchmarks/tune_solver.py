@@ -28,6 +28,12 @@ from ncvsd_inverse.sampling import PRECISIONS
 from tasks import INITS, load_task, task_from_dict
 
 
+def mean_score(scores: list[dict], key: str) -> float | None:
+    """The mean of ``key`` over per-image scores, or None where any image lacks it (LPIPS unavailable)."""
+    values = [score[key] for score in scores]
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
@@ -55,16 +61,15 @@ def main() -> None:
     crops = read_centre_crops(args.data, read_name_list(args.list), args.first, args.crop)
     task = load_task(args.task)
     model = load_model(args.model, "generator" if args.prior == "ncvsd" else "teacher")
-    measurements = []
+    measurements, classical = [], []
     for index, (_, clean) in enumerate(crops):
         operator = task.build_operator(clean.shape)
-        measurements.append((clean, operator.measure(clean, task.sigma_y, torch.Generator().manual_seed(index))))
-    classical = [metrics.image_scores(task.build_operator(clean.shape).classical_estimate(
-        y, task.sigma_y, torch.Generator().manual_seed(index)), clean) for index, (clean, y) in enumerate(measurements)]
-    reference = {key: float(np.mean([c[key] for c in classical])) for key in ("psnr", "lpips")
-                 if all(c[key] is not None for c in classical)}
-    print(f"classical ({task.build_operator(crops[0][1].shape).classical_name}): "
-          + "  ".join(f"{k} {v:.3f}" for k, v in reference.items()), flush=True)
+        y = operator.measure(clean, task.sigma_y, torch.Generator().manual_seed(index))
+        measurements.append((clean, y))
+        classical.append(metrics.image_scores(operator.classical_estimate(y, task.sigma_y), clean))
+    reference = {key: value for key in ("psnr", "lpips") if (value := mean_score(classical, key)) is not None}
+    print(f"classical ({operator.classical_name}): " + "  ".join(f"{k} {v:.3f}" for k, v in reference.items()),
+          flush=True)
     rows = []
     preset = task.sampler  # a setting not named on the command line keeps the preset's value
     grid = itertools.product(args.likelihood_scale or [preset["likelihood_scale"]], args.steps or [preset["steps"]],
@@ -88,8 +93,7 @@ def main() -> None:
         row = {**settings, "steps": steps, "langevin_steps": langevin_steps, "seconds": float(np.mean(seconds))}
         for which, values in scores.items():
             for key in ("psnr", "lpips"):
-                row[f"{key}_{which}"] = (None if any(v[key] is None for v in values)
-                                         else float(np.mean([v[key] for v in values])))
+                row[f"{key}_{which}"] = mean_score(values, key)
         rows.append(row)
         lpips_text = "" if row["lpips_one"] is None else f" LPIPS {row['lpips_mean']:.3f} / {row['lpips_one']:.3f}"
         print(f"s={scale:<7g} steps={steps:<4d} sigma_max={sigma_max:<5g} sigma_min={sigma_min:<6g} ema={ema:<5g} "

@@ -89,3 +89,12 @@ def test_tune_solver_sweeps_operator_and_restart_settings(tiny_models, tmp_path,
     assert all(r["restarts"] == 2 and r["steps"] == 2 for r in report["rows"])
     assert set(report["classical"]) == {"psnr", "lpips"} and 0 < report["classical"]["lpips"] < 1
     assert all(0 <= r["lpips_one"] <= 1 and r["psnr_mean"] == r["psnr_one"] for r in report["rows"])
+
+    # a linear task: its classical estimate (bicubic) is the reference line
+    monkeypatch.setattr(sys, "argv", ["tune_solver.py", "--model", str(tiny_models[1]), "--task", "sr4x",
+                                      "--data", str(DATA), "--list", str(tmp_path / "names.txt"), "--first", "1",
+                                      "--crop", "32", "--runs", "1", "--steps", "2", "--json", str(out)])
+    tune_solver.main()
+    report = json.loads(out.read_text())
+    assert report["task"] == "sr4x" and len(report["rows"]) == 1 and report["rows"][0]["langevin_steps"] is None
+    assert set(report["classical"]) == {"psnr", "lpips"}
