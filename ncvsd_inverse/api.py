@@ -12,7 +12,7 @@ from operators import deepinv_noise_sigma, from_deepinv, measurement_from_deepin
 from tasks import SAMPLER_FIELDS, Task, task_from_dict
 
 from .checkpoints import CheckpointError
-from .memory import check_memory
+from .memory import available_memory_bytes, check_memory, solve_memory_bytes
 from .models import load_generator, load_teacher
 from .networks import unet_config
 from .problem import Problem, check_size, pose_problem, with_sampler_settings
@@ -90,9 +90,8 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
       ``"float32"`` or ``"bfloat16"`` (the network under autocast; emulated bf16 on a CPU without
       AVX512-BF16/AMX is many times slower, see :func:`~ncvsd_inverse.sampling.native_bfloat16`).
     tile: evaluate the network in overlapping tiles of this many pixels (memory bounded by the
-      tile; :mod:`~ncvsd_inverse.tiling`); None: never; ``"auto"`` (default): tiles of
-      :data:`AUTO_TILE` for images larger than :data:`AUTO_TILE_ABOVE` on a side, or whenever the
-      untiled solve would not fit in memory.
+      tile; :mod:`~ncvsd_inverse.tiling`); None: never; ``"auto"`` (default): untiled when the
+      solve fits in memory, else the largest tiles that fit (:func:`choose_tile`).
     overrides: sampler settings (``likelihood_scale``, ``sigma_max``, ``sigma_min``, ``rho``,
       ``ema_sigma``, ``ema_decay``, ``init``, ``restarts``); None values are ignored.
     Returns a :class:`PosteriorResult`: ``samples`` (runs, N, C, H, W), ``mean`` and ``std``
@@ -132,27 +131,28 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
                             callback=callback, progress=progress)
 
 
-#: Tile size of ``tile="auto"``, the image side above which it tiles, and the smaller tiles it
-#: tries when even that does not fit in memory.
-AUTO_TILE, AUTO_TILE_ABOVE, SMALLER_TILES = 512, 1024, (384, 256)
+#: Largest tiles ``tile="auto"`` tries, largest first, when the untiled solve does not fit, and
+#: the share of the available memory it plans to use, leaving the rest to the machine.
+AUTO_TILES, AUTO_MEMORY_SHARE = (2048, 1024, 512, 384, 256), 0.75
 
 
 def choose_tile(tile: int | str | None, clean_shape: tuple[int, ...], chains: int, cfg, images_per_call,
                 device) -> int | None:
-    """The tile size a solve uses: ``tile`` itself, or for ``"auto"`` None when the untiled solve
-    fits in the memory available and the image is at most :data:`AUTO_TILE_ABOVE` on a side;
-    else the largest of :data:`AUTO_TILE` and :data:`SMALLER_TILES` that fits."""
+    """The tile size a solve uses: ``tile`` itself, or for ``"auto"`` None (untiled: tiles
+    evaluate their overlaps twice) when the solve's estimate (:func:`solve_memory_bytes`) fits
+    :data:`AUTO_MEMORY_SHARE` of the memory available, else the largest of :data:`AUTO_TILES`
+    that does; the smallest when none does (the solve's memory check then says what fits).
+    Where the free memory cannot be read, images above 2048 pixels on a side are tiled."""
     if tile != "auto":
         check_tile(tile)
         return tile
-    candidates = [None] if max(clean_shape[-2:]) <= AUTO_TILE_ABOVE else []
-    for candidate in (*candidates, AUTO_TILE, *SMALLER_TILES):
-        try:
-            check_memory(clean_shape, chains, cfg, images_per_call, device, candidate)
+    available = available_memory_bytes(device)
+    if available is None:
+        return None if max(clean_shape[-2:]) <= AUTO_TILES[0] else AUTO_TILES[1]
+    for candidate in (None, *AUTO_TILES):
+        if solve_memory_bytes(clean_shape, chains, cfg, images_per_call, candidate) <= AUTO_MEMORY_SHARE * available:
             return candidate
-        except ValueError:
-            continue
-    return AUTO_TILE  # the memory check of the solve then says what fits
+    return AUTO_TILES[-1]
 
 
 def solve_deepinv(measurement: torch.Tensor, physics, task: Task | str = "denoise", **kwargs) -> PosteriorResult:

@@ -43,6 +43,25 @@ def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list
     return starts + [length - tile]
 
 
+def balanced_tile(length: int, tile: int, overlap: int, multiple: int = 1) -> int:
+    """The smallest tile (a multiple of ``multiple``, at most ``tile``) that covers ``[0,
+    length)`` with as few tiles as ``tile`` itself needs, neighbours sharing ``overlap`` pixels.
+
+    With ``n`` the number of tiles of ``tile`` pixels (:func:`tile_starts`), tiles of about
+    ``(length + (n - 1) overlap) / n`` pixels also need ``n``: the network evaluates ``n`` times
+    that instead of ``n tile`` pixels per row. E.g. 1024 pixels in tiles of at most 512 with a
+    124-pixel overlap: 3 tiles of 432, 1296 pixels evaluated per row instead of 1536.
+    """
+    if tile >= length:
+        return length
+    largest = max(tile // multiple * multiple, multiple)
+    count = len(tile_starts(length, largest, overlap, multiple))
+    fitted = math.ceil((length + (count - 1) * overlap) / count / multiple) * multiple
+    while fitted < largest and len(tile_starts(length, fitted, overlap, multiple)) > count:
+        fitted += multiple  # the stride is rounded down to the multiple
+    return min(fitted, largest)
+
+
 def blend_weights(start: int, tile: int, length: int, margin: int, ramp: int) -> Tensor:
     """``(tile,)`` weights of a tile at ``start`` on an axis of ``length``: 0 within ``margin`` of
     an inner edge, ``sin^2`` up to 1 over the next ``ramp`` pixels, 1 elsewhere (image borders
@@ -64,15 +83,16 @@ def tiled_apply(network: Callable[..., Tensor], inputs: tuple[Tensor, ...], tile
     inputs: ``(N, C, H, W)`` tensors of one size (what ``network`` takes per pixel, e.g. the noisy
     image and the generator's noise); ``network`` maps tiles of them to a ``(N, C', h, w)`` tile.
     They are first reflect-padded to a multiple of ``multiple`` (the network's own padding), so
-    tiles are aligned with its pooling grid. ``tile`` is rounded down to that multiple.
+    tiles are aligned with its pooling grid. ``tile`` is rounded down to that multiple and is
+    the largest tile: each axis uses the smallest that needs no more tiles (:func:`balanced_tile`).
     ``progress(done, total)`` is called after each tile.
     """
     height, width = inputs[0].shape[-2:]
     padded = [pad_to_multiple(x, multiple)[0] for x in inputs]
     full_h, full_w = padded[0].shape[-2:]
     tile = max(tile // multiple * multiple, multiple)
-    tile_h, tile_w = min(tile, full_h), min(tile, full_w)
     overlap = 2 * margin + ramp
+    tile_h, tile_w = (balanced_tile(length, tile, overlap, multiple) for length in (full_h, full_w))
     rows = tile_starts(full_h, tile_h, overlap, multiple)
     cols = tile_starts(full_w, tile_w, overlap, multiple)
     out, total = None, None
@@ -113,4 +133,4 @@ def _probe_radius(network: torch.nn.Module, channels: int = 3, size: int = 128, 
     raise ValueError(f"the network's receptive field exceeds {limit} pixels: it is not local, do not tile it")
 
 
-__all__ = ["MIN_TILE", "blend_weights", "check_tile", "receptive_radius", "tile_starts", "tiled_apply"]
+__all__ = ["MIN_TILE", "balanced_tile", "blend_weights", "check_tile", "receptive_radius", "tile_starts", "tiled_apply"]

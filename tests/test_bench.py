@@ -134,6 +134,29 @@ methods:
     assert len(calls) == 1
 
 
+def test_a_method_limited_to_the_first_images_keeps_its_cells(tmp_path):
+    text = """
+name: limited
+data: {folder: DATA, crop: 32, first: 2}
+tasks: [sr4x]
+methods:
+  ncvsd: {steps: [2]LIMIT}
+  classical: {}
+"""
+    out = tmp_path / "out"
+    full = run_suite(load_suite(write_suite(tmp_path, text.replace("LIMIT", ""))), out, progress=False)
+    keys = set(read_cells(out / "cells"))
+    limited = run_suite(load_suite(write_suite(tmp_path, text.replace("LIMIT", ", images: 1"))), out, resume=True,
+                        progress=False)
+    assert set(read_cells(out / "cells")) == keys  # nothing reran: the limit is not part of a cell's key
+    assert {r["method"]: r["images"] for r in full} == {"ncvsd 2": 2, "bicubic": 2}
+    assert {r["method"]: r["images"] for r in limited} == {"ncvsd 2": 1, "bicubic": 2}
+    report = (out / "results.md").read_text()
+    assert "| sr4x | ncvsd 2 | 2 | 1 |" in report and "| sr4x | bicubic | 0 | 2 |" in report
+    common = report.split("## Every method on the first 1 images")[1]
+    assert "| sr4x | bicubic | 0 | 1 |" in common  # the like-for-like table
+
+
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 def test_two_processes_give_the_results_of_one(tmp_path):
     suite = write_suite(tmp_path, """
@@ -169,6 +192,7 @@ methods:
     ("name: x\ndata: {folder: DATA, crop: 2}\ntasks: [sr4x]\nmethods: {classical: {}}", "data.crop: must be"),
     ("name: x\ndata: {folder: DATA}\ntasks: [sr5x]\nmethods: {classical: {}}", "tasks[0]: unknown task"),
     ("name: x\ndata: {folder: DATA}\ntasks: [sr4x]\nruns: 0\nmethods: {classical: {}}", "runs: must be"),
+    ("name: x\ndata: {folder: DATA}\ntasks: [sr4x]\nmethods: {dps: {images: 0}}", "methods.dps.images: must be"),
     ("name: x\ndata: {folder: DATA}\ntasks: [sr4x]\nmethods: {classical: {}}\nextra: 1", "unknown key 'extra'"),
     ("[1, 2]", "must be a YAML mapping"),
     ("name: x\ndata: {folder: DATA}\ntasks: [sr4x]\nmethods: {classical: {}}\nprecision: half", "precision: must be"),

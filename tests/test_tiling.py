@@ -6,12 +6,13 @@ import torch
 from click.testing import CliRunner
 
 from ncvsd_inverse import load_model, solve
+from ncvsd_inverse.api import AUTO_MEMORY_SHARE, choose_tile
 from ncvsd_inverse.cli.solve import main
 from ncvsd_inverse.io import write_image
 from ncvsd_inverse.memory import solve_memory_bytes
 from ncvsd_inverse.networks import UNetConfig
 from ncvsd_inverse.sampling import DenoiserPrior, GenerativePrior
-from ncvsd_inverse.tiling import blend_weights, receptive_radius, tile_starts
+from ncvsd_inverse.tiling import balanced_tile, blend_weights, receptive_radius, tile_starts
 
 
 def test_tiles_cover_the_axis_aligned_and_weights_never_vanish():
@@ -75,3 +76,34 @@ def test_memory_estimate_with_tiles_grows_only_with_the_state():
     small, large = (solve_memory_bytes((1, 3, n, n), 1, cfg, 1, tile=512) for n in (2048, 4096))
     untiled = solve_memory_bytes((1, 3, 4096, 4096), 1, cfg, 1)
     assert large < untiled / 3 and large / small < 4.1
+
+
+@pytest.mark.parametrize("length, tile, overlap, multiple",
+                         [(1024, 512, 124, 8), (2048, 1024, 124, 8), (3000, 1024, 124, 8), (600, 512, 124, 8),
+                          (300, 64, 20, 4), (97, 40, 10, 1), (512, 512, 124, 8), (300, 512, 124, 8)])
+def test_balanced_tiles_are_no_more_and_no_larger_and_still_overlap(length, tile, overlap, multiple):
+    balanced = balanced_tile(length, tile, overlap, multiple)
+    starts = tile_starts(length, balanced, overlap, multiple)
+    assert balanced <= tile and (balanced % multiple == 0 or balanced == length)
+    assert len(starts) == len(tile_starts(length, tile, overlap, multiple))
+    assert starts[0] == 0 and starts[-1] + balanced == length
+    assert all(b - a <= balanced - overlap for a, b in zip(starts, starts[1:]))  # neighbours share the overlap
+    if len(starts) > 1:
+        assert len(tile_starts(length, balanced - multiple, overlap, multiple)) > len(starts)  # the smallest
+    if (length, tile) == (1024, 512):
+        assert balanced == 432  # 3 x 432 pixels per row instead of 3 x 512
+
+
+def test_auto_tiles_only_when_the_untiled_solve_does_not_fit(monkeypatch):
+    cfg = UNetConfig()
+    shape = (1, 3, 1024, 1024)
+    untiled = solve_memory_bytes(shape, 1, cfg, None)
+    per_tile = {t: solve_memory_bytes(shape, 1, cfg, None, t) for t in (512, 384, 256)}
+    assert untiled > per_tile[512] > per_tile[384] > per_tile[256]
+    monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", str(1.01 * untiled / AUTO_MEMORY_SHARE / 2**30))
+    assert choose_tile("auto", shape, 1, cfg, None, "cpu") is None
+    monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", str(1.01 * per_tile[384] / AUTO_MEMORY_SHARE / 2**30))
+    assert choose_tile("auto", shape, 1, cfg, None, "cpu") == 384  # the largest that fits
+    monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", str(0.5 * per_tile[256] / 2**30))
+    assert choose_tile("auto", shape, 1, cfg, None, "cpu") == 256  # the solve's check then refuses it
+    assert choose_tile(640, shape, 1, cfg, None, "cpu") == 640  # a size asked for is kept

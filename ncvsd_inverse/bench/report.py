@@ -59,19 +59,32 @@ def _cell(value, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def markdown(suite: Suite, records: list[dict], digests: dict) -> str:
+TABLE_HEADER = ["| task | method | NFE | images | PSNR | SSIM | LPIPS | PSNR mean | LPIPS mean | calib. | s/image "
+                "| peak MB |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+
+def table_rows(records: list[dict]) -> list[str]:
+    return [f"| {r['task']} | {r['method']} | {r['nfe']:.0f} | {r['images']} | {_cell(r['psnr'], 2)} "
+            f"| {_cell(r['ssim'], 4)} | {_cell(r['lpips'], 4)} | {_cell(r['psnr_mean'], 2)} "
+            f"| {_cell(r['lpips_mean'], 4)} | {_cell(r['calibration'], 3)} | {r['seconds_per_image']:.1f} "
+            f"| {_cell(r['peak_mem_mb'], 0)} |" for r in records]
+
+
+def markdown(suite: Suite, records: list[dict], digests: dict, common: list[dict] | None = None) -> str:
+    """The report's table; ``common``: the records again on the first images only, where every
+    method ran (when some ran on fewer), as a second table for a like-for-like comparison."""
     lines = [f"# {suite.name}", "",
-             f"{records[0]['images'] if records else 0} images from `{suite.folder.name}`"
+             f"{max((r['images'] for r in records), default=0)} images from `{suite.folder.name}`"
              f"{f', centre {suite.crop}x{suite.crop} crops' if suite.crop else ''}; seed {suite.seed}; "
              f"{suite.runs} runs per sampling method; network in {suite.precision}. "
              "PSNR / SSIM / LPIPS of one sample, and of the mean of the runs (\"mean\" columns); "
-             "calibration: fraction of pixels whose truth lies within mean +- 2 std of the runs.", "",
-             "| task | method | NFE | PSNR | SSIM | LPIPS | PSNR mean | LPIPS mean | calib. | s/image | peak MB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in records:
-        lines.append(f"| {r['task']} | {r['method']} | {r['nfe']:.0f} | {_cell(r['psnr'], 2)} | {_cell(r['ssim'], 4)} "
-                     f"| {_cell(r['lpips'], 4)} | {_cell(r['psnr_mean'], 2)} | {_cell(r['lpips_mean'], 4)} "
-                     f"| {_cell(r['calibration'], 3)} | {r['seconds_per_image']:.1f} | {_cell(r['peak_mem_mb'], 0)} |")
+             "calibration: fraction of pixels whose truth lies within mean +- 2 std of the runs; "
+             "images: how many of them a method ran on (the first ones; costly peers may run on fewer).", "",
+             *TABLE_HEADER, *table_rows(records)]
+    if common:
+        lines += ["", f"## Every method on the first {common[0]['images']} images", "",
+                  "The same scores restricted to the images every method ran on: compare the costly peers here.",
+                  "", *TABLE_HEADER, *table_rows(common)]
     lines += ["", f"LPIPS: {metrics.lpips_status()}. Machine: {machine()}.",
               "Models (sha256 of the weights): " + (", ".join(f"{k} `{v[:16]}`" for k, v in digests.items()) or "none"),
               ""]
@@ -79,6 +92,15 @@ def markdown(suite: Suite, records: list[dict], digests: dict) -> str:
     if notes:
         lines += ["Deviations from the official defaults:", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)
+
+
+def common_records(suite: Suite, cells: list[dict], records: list[dict]) -> list[dict] | None:
+    """:func:`aggregate` over the first images only, where every method ran; None when all
+    methods ran on the same number of images."""
+    fewest = min((r["images"] for r in records), default=0)
+    if fewest == max((r["images"] for r in records), default=0):
+        return None
+    return aggregate(suite, [cell for cell in cells if cell["index"] < fewest])
 
 
 def write_grid(task: str, labels: list[str], folder: Path, path: Path) -> None:
@@ -146,7 +168,7 @@ def write_report(suite: Suite, cells: list[dict], out: Path, digests: dict) -> l
              "deviations": {m: DEVIATIONS[m] for m in suite.methods if m in DEVIATIONS}}
     atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
     atomic_write_text(out / "run.json", json.dumps(about, indent=2) + "\n")
-    atomic_write_text(out / "results.md", markdown(suite, records, digests))
+    atomic_write_text(out / "results.md", markdown(suite, records, digests, common_records(suite, cells, records)))
     for task in suite.tasks:
         labels = list(dict.fromkeys(r["method"] for r in records if r["task"] == task))
         write_grid(task, labels, out / "images" / task, out / f"grid-{task}.png")

@@ -216,7 +216,8 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
 def plan(suite: Suite, crops, digests: dict, indices: list[int]):
     """The suite's cells for the images ``indices``, in report order (task, image, method,
     variant). For each (task, image) it first yields the posed problem alone (``method``
-    None), then one dict per cell with its ``method``, ``variant``, ``runs`` and ``key``."""
+    None), then one dict per cell of each method that applies and runs on that image, with
+    its ``method``, ``variant``, ``runs`` and ``key``."""
     for task_name in suite.tasks:
         task = load_task(task_name)
         for index in indices:
@@ -227,7 +228,7 @@ def plan(suite: Suite, crops, digests: dict, indices: list[int]):
             yield {**where, "method": None}
             for method_name, settings in suite.methods.items():
                 method = METHODS[method_name]
-                if not method.applies(problem):
+                if index >= (suite.images_for(method_name) or len(crops)) or not method.applies(problem):
                     continue
                 for variant in method.variants(settings, problem):
                     runs = (variant.get("runs") or suite.runs) if method.sampling else 1

@@ -11,6 +11,7 @@ generator: null              # a checkpoint or run folder (null: the shipped mod
 methods:
   ncvsd: {steps: [50, 20, 10]}
   pnp_teacher: {steps: [50, 20, 10]}
+  dps: {steps: 1000, runs: 1, images: 2}   # images: only the suite's first N images for this method
   classical: {}
 ```
 Paths are relative to the suite file. Every error names the file and the entry.
@@ -55,6 +56,11 @@ class Suite:
     generator: str | None
     teacher: str | None
     methods: dict
+    method_images: dict = dataclasses.field(default_factory=dict)
+
+    def images_for(self, method: str) -> int | None:
+        """How many of the suite's images ``method`` runs on (None: all of them)."""
+        return self.method_images.get(method)
 
     def describe(self) -> dict:
         """The suite as plain data (what results.json records under ``suite_settings``)."""
@@ -140,12 +146,17 @@ def load_suite(name_or_path: str | Path, data: str | Path | None = None, first: 
     if not isinstance(method_section, dict) or not method_section:
         raise SuiteError(f"{source}: methods: must map method names to their settings")
     chosen = methods if methods else list(method_section)
-    checked = {}
+    checked, method_images = {}, {}
     for name in chosen:
         if name not in METHODS:
             raise SuiteError(f"{source}: methods.{name}: unknown method (known: {', '.join(METHODS)})")
+        raw_settings = method_section.get(name)
+        if isinstance(raw_settings, dict) and "images" in raw_settings:
+            raw_settings = dict(raw_settings)
+            method_images[name] = _count(raw_settings.pop("images"), f"{source}: methods.{name}.images", 1,
+                                         allow_none=True)
         try:
-            checked[name] = METHODS[name].settings(method_section.get(name), f"{source}: methods.{name}")
+            checked[name] = METHODS[name].settings(raw_settings, f"{source}: methods.{name}")
         except MethodSettingsError as error:
             raise SuiteError(str(error)) from None
 
@@ -163,4 +174,5 @@ def load_suite(name_or_path: str | Path, data: str | Path | None = None, first: 
     return Suite(name=name, source=source, folder=folder, crop=crop, first=first, names=names,
                  tasks=tuple(task_names), seed=_count(raw.get("seed", 0), f"{source}: seed", 0),
                  runs=_count(raw.get("runs", 1), f"{source}: runs", 1), precision=precision,
-                 generator=models["generator"], teacher=models["teacher"], methods=checked)
+                 generator=models["generator"], teacher=models["teacher"], methods=checked,
+                 method_images={k: v for k, v in method_images.items() if v is not None})

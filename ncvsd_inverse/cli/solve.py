@@ -136,8 +136,8 @@ def _tile_option(value: str) -> int | str | None:
 @click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path),
               help="torchvision AlexNet weights file for LPIPS.")
 @click.option("--tile", default="auto", show_default=True, metavar="N|auto|0",
-              help="Evaluate the network in overlapping N-pixel tiles (memory bounded by the tile); auto: "
-                   "512-pixel tiles above 1024 pixels or when the image would not fit in memory; 0: never.")
+              help="Evaluate the network in overlapping tiles of at most N pixels (memory bounded by the tile); "
+                   "auto: untiled when the solve fits in memory, else the largest tiles that fit; 0: never.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--list-tasks", is_flag=True, help="List the task presets and exit.")
 def main(image, task, preset, output, mask, kernel, simulate, report, runs, save_samples, save_std, model, prior,
