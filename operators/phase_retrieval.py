@@ -69,26 +69,42 @@ class PhaseRetrieval(Operator):
 HIO_RESTARTS = 4
 
 
+def hermitian_magnitude(y: Tensor) -> Tensor:
+    """``(y(k) + y(-k)) / 2`` (indices mod the grid): the part of measured magnitudes ``y`` that a
+    real image can explain. Noise breaks the symmetry ``|F g|(k) = |F g|(-k)`` of a real ``g``;
+    for a phase ``phi`` of a real image, ``Re IFFT(y e^{i phi}) = IRFFT(y_h e^{i phi})``."""
+    flipped = torch.roll(y.flip(-2, -1), shifts=(1, 1), dims=(-2, -1))
+    return (y + flipped) / 2
+
+
+def magnitude_projection(g: Tensor, magnitude_half: Tensor) -> Tensor:
+    """``g' = IFFT(y * FFT(g) / |FFT(g)|)`` for a real ``g`` ``(..., H, W)``, with ``magnitude_half``
+    the first ``W // 2 + 1`` columns of :func:`hermitian_magnitude` (real FFTs: the real part of the
+    full-FFT projection, at about an eighth of its cost)."""
+    spectrum = torch.fft.rfft2(g, norm="ortho")
+    phase = spectrum / spectrum.abs().clamp_min(torch.finfo(g.dtype).tiny)
+    return torch.fft.irfft2(magnitude_half * phase, s=g.shape[-2:], norm="ortho")
+
+
 def hybrid_input_output(y: Tensor, shape: tuple[int, ...], padded: tuple[int, int], iterations: int = 1000,
                         error_reduction: int = 100, beta: float = 0.9, rng: torch.Generator | None = None) -> Tensor:
     """Fienup's hybrid input-output (Fienup 1982) for ``y = |FFT(pad(g))|``, ``g = (x + 1) / 2``.
 
     From a random ``g`` on the support (the image's ``H x W`` corner of the padded grid), each
-    iteration imposes the measured magnitudes, ``g' = IFFT(y * FFT(g) / |FFT(g)|)``, then the
-    object constraints (support, ``0 <= g' <= 1``): where ``g'`` meets them ``g = g'``, elsewhere
-    ``g = g - beta g'`` (HIO). The last ``error_reduction`` iterations set ``g = 0`` there
-    instead (error reduction). Returns ``x = 2 g - 1`` on the support, ``shape`` ``(N, C, H, W)``.
+    iteration imposes the measured magnitudes, ``g' = Re IFFT(y * FFT(g) / |FFT(g)|)``
+    (:func:`magnitude_projection`), then the object constraints (support, ``0 <= g' <= 1``):
+    where ``g'`` meets them ``g = g'``, elsewhere ``g = g - beta g'`` (HIO). The last
+    ``error_reduction`` iterations set ``g = 0`` there instead (error reduction). Returns ``x = 2
+    g - 1`` on the support, ``shape`` ``(N, C, H, W)``.
     """
     height, width = shape[-2:]
-    magnitude = y.clamp_min(0)
+    magnitude_half = hermitian_magnitude(y.clamp_min(0))[..., : padded[1] // 2 + 1]
     support = torch.zeros(padded, dtype=torch.bool, device=y.device)
     support[:height, :width] = True
     g = torch.rand((*shape[:-2], *padded), generator=rng, device=y.device, dtype=y.dtype) * support
     for iteration in range(iterations + error_reduction):
-        spectrum = torch.fft.fft2(g, norm="ortho")
-        projected = torch.fft.ifft2(magnitude * torch.exp(1j * spectrum.angle()), norm="ortho").real
+        projected = magnitude_projection(g, magnitude_half)
         valid = support & (projected >= 0) & (projected <= 1)
         outside = g - beta * projected if iteration < iterations else torch.zeros_like(g)
         g = torch.where(valid, projected, outside)
     return 2 * g[..., :height, :width].clamp(0, 1) - 1
-

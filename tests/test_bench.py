@@ -153,6 +153,8 @@ methods:
     assert {r["method"]: r["images"] for r in limited} == {"ncvsd 2": 1, "bicubic": 2}
     report = (out / "results.md").read_text()
     assert "| sr4x | ncvsd 2 | 2 | 1 |" in report and "| sr4x | bicubic | 0 | 2 |" in report
+    bicubic = next(r for r in limited if r["method"] == "bicubic")
+    assert f"| bicubic | {bicubic['psnr']:.2f} / {bicubic['lpips']:.3f} |" in report  # the summary table
     common = report.split("## Every method on the first 1 images")[1]
     assert "| sr4x | bicubic | 0 | 1 |" in common  # the like-for-like table
 

@@ -70,6 +70,20 @@ def table_rows(records: list[dict]) -> list[str]:
             f"| {_cell(r['peak_mem_mb'], 0)} |" for r in records]
 
 
+def summary_rows(records: list[dict]) -> list[str]:
+    """One row per method variant, one column per task: PSNR / LPIPS of one sample (the
+    headline comparison; the full table follows it)."""
+    tasks = list(dict.fromkeys(r["task"] for r in records))
+    by_cell = {(r["method"], r["task"]): r for r in records}
+    labels = list(dict.fromkeys(r["method"] for r in records))
+    rows = ["| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for label in labels:
+        cells = [by_cell.get((label, task)) for task in tasks]
+        rows.append(f"| {label} | " + " | ".join(
+            "-" if r is None else f"{_cell(r['psnr'], 2)} / {_cell(r['lpips'], 3)}" for r in cells) + " |")
+    return rows
+
+
 def markdown(suite: Suite, records: list[dict], digests: dict, common: list[dict] | None = None) -> str:
     """The report's table; ``common``: the records again on the first images only, where every
     method ran (when some ran on fewer), as a second table for a like-for-like comparison."""
@@ -80,11 +94,12 @@ def markdown(suite: Suite, records: list[dict], digests: dict, common: list[dict
              "PSNR / SSIM / LPIPS of one sample, and of the mean of the runs (\"mean\" columns); "
              "calibration: fraction of pixels whose truth lies within mean +- 2 std of the runs; "
              "images: how many of them a method ran on (the first ones; costly peers may run on fewer).", "",
-             *TABLE_HEADER, *table_rows(records)]
+             "PSNR (dB) / LPIPS of one sample per method (the label's number is its NFE setting):", "",
+             *summary_rows(records), "", *TABLE_HEADER, *table_rows(records)]
     if common:
         lines += ["", f"## Every method on the first {common[0]['images']} images", "",
                   "The same scores restricted to the images every method ran on: compare the costly peers here.",
-                  "", *TABLE_HEADER, *table_rows(common)]
+                  "", *summary_rows(common), "", *TABLE_HEADER, *table_rows(common)]
     lines += ["", f"LPIPS: {metrics.lpips_status()}. Machine: {machine()}.",
               "Models (sha256 of the weights): " + (", ".join(f"{k} `{v[:16]}`" for k, v in digests.items()) or "none"),
               ""]
