@@ -90,7 +90,6 @@ def tiled_apply(network: Callable[..., Tensor], inputs: tuple[Tensor, ...], tile
     height, width = inputs[0].shape[-2:]
     padded = [pad_to_multiple(x, multiple)[0] for x in inputs]
     full_h, full_w = padded[0].shape[-2:]
-    tile = max(tile // multiple * multiple, multiple)
     overlap = 2 * margin + ramp
     tile_h, tile_w = (balanced_tile(length, tile, overlap, multiple) for length in (full_h, full_w))
     rows = tile_starts(full_h, tile_h, overlap, multiple)
