@@ -20,7 +20,8 @@ from ncvsd_inverse.checkpoints import CheckpointError, read_checkpoint, save_che
 from ncvsd_inverse.cli.train import distill_main, train_main
 from ncvsd_inverse.edm import edm_loss_weight
 from ncvsd_inverse.models import load_generator, load_teacher
-from ncvsd_inverse.networks import ConditionalDenoiser, Denoiser, GenerativeDenoiser
+from ncvsd_inverse.networks import ConditionalDenoiser, Denoiser, GenerativeDenoiser, MPConv
+from ncvsd_inverse.training.config import check_ranges
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -225,10 +226,10 @@ def _state(run):
     return {k: v.clone() for k, v in run.tensors().items()}
 
 
-def _teacher_runs(tmp_path, data_dir):
+def _teacher_runs(tmp_path, data_dir, precision="float32"):
     """A tiny teacher trained 6 steps straight in ``a`` and 3 steps in ``b`` (checkpoint every 3):
     ``(cfg, data, fresh, straight)``, ``fresh()`` a newly initialised teacher."""
-    cfg, _ = _tiny(steps=6, checkpoint_every=3)
+    cfg, _ = _tiny(steps=6, checkpoint_every=3, precision=precision)
     data = training.PatchDataset(data_dir, cfg.patch)
 
     def fresh():
@@ -241,12 +242,43 @@ def _teacher_runs(tmp_path, data_dir):
     return cfg, data, fresh, straight
 
 
-def test_teacher_resume_is_bitwise(tmp_path, data_dir):
-    cfg, data, fresh, straight = _teacher_runs(tmp_path, data_dir)
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_teacher_resume_is_bitwise(tmp_path, data_dir, precision):
+    cfg, data, fresh, straight = _teacher_runs(tmp_path, data_dir, precision)
     resumed = training.train_teacher(fresh(), data, cfg, tmp_path / "b", resume=True, quiet=True)
     a, b = _state(straight), _state(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((tmp_path / "b" / "latest.json").read_text())["step"] == 6
+
+
+def test_bfloat16_training_runs_the_forward_in_bfloat16_and_keeps_float32_weights(tmp_path, data_dir):
+    """``precision: bfloat16``: the convolutions of the training step compute in bfloat16
+    (autocast; the sample grid, in eval mode, stays float32), the weights, gradients and Adam
+    state stay float32, and the recipe records it."""
+    cfg, _ = _tiny(steps=2, precision="bfloat16")
+    torch.manual_seed(cfg.seed)
+    from ncvsd_inverse.networks import build_teacher
+    teacher = build_teacher(cfg.network)
+    dtypes = set()
+
+    def record(module, inputs, output):
+        if module.training:
+            dtypes.add(output.dtype)
+
+    for module in teacher.modules():
+        if isinstance(module, MPConv) and module.weight.ndim == 4:
+            module.register_forward_hook(record)
+    run = training.train_teacher(teacher, training.PatchDataset(data_dir, cfg.patch), cfg, tmp_path, quiet=True)
+    assert dtypes == {torch.bfloat16}
+    assert all(v.dtype == torch.float32 for k, v in run.tensors().items() if v.is_floating_point()), \
+        {k: v.dtype for k, v in run.tensors().items() if v.dtype != torch.float32}
+    assert json.loads((tmp_path / "latest.json").read_text())["config"]["teacher"]["precision"] == "bfloat16"
+    dtypes.clear()
+    training.train_teacher(teacher, training.PatchDataset(data_dir, cfg.patch),
+                           dataclasses.replace(cfg, precision="float32", steps=3), tmp_path, resume=True, quiet=True)
+    assert dtypes == {torch.float32}
+    with pytest.raises(ValueError, match="precision must be one of"):
+        check_ranges(dataclasses.replace(cfg, precision="float16"), "recipe")
 
 
 def test_a_run_started_from_another_runs_checkpoint_continues_it(tmp_path, data_dir):

@@ -19,6 +19,7 @@ from ncvsd_inverse.cli.common import user_errors
 from ncvsd_inverse.io import list_images, read_name_list
 from ncvsd_inverse.models import load_teacher
 from ncvsd_inverse.networks import build_teacher, count_parameters
+from ncvsd_inverse.sampling import PRECISIONS
 
 
 def _dataset(data: Path, patch: int, channels: int, exclude: Path | None, quiet: bool, env,
@@ -44,6 +45,10 @@ COMMON = [
     click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
                  help="Run folder: checkpoints, stats.jsonl, latest.*"),
     click.option("--steps", type=int, default=None, help="Total steps (overrides the preset)."),
+    click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+                 help="Forward-pass arithmetic (overrides the preset's, default float32): bfloat16 autocast, "
+                      "or auto = bfloat16 where the CPU/GPU has it natively (about 1.6x per step on an "
+                      "AVX512-BF16 CPU); weights and optimiser stay float32."),
     click.option("--resume", is_flag=True, help="Continue from OUT/latest."),
     click.option("--init-from", type=click.Path(exists=True, path_type=Path), default=None,
                  help="Start a new run in OUT from another run's checkpoint (file or run folder): its "
@@ -62,10 +67,10 @@ def common_options(func):
 
 
 def _setup(preset: str, section: str, steps: int | None, out: Path, resume: bool, device: str | None,
-           init_from: Path | None = None):
+           init_from: Path | None = None, precision: str | None = None):
     """``(env, config)``: join torchrun if present, load the preset's ``"teacher"`` or
-    ``"distill"`` section with the ``--steps`` override, and refuse to overwrite a run without
-    ``--resume``."""
+    ``"distill"`` section with the ``--steps`` and ``--precision`` overrides, and refuse to
+    overwrite a run without ``--resume``."""
     if init_from is not None and resume:
         raise ValueError("--init-from starts a new run in OUT; leave out --resume (use --resume alone to "
                          "continue that run later)")
@@ -77,6 +82,8 @@ def _setup(preset: str, section: str, steps: int | None, out: Path, resume: bool
     cfg = {"teacher": teacher_cfg, "distill": distill_cfg}[section]
     if steps is not None:
         cfg = dataclasses.replace(cfg, steps=steps)
+    if precision is not None:
+        cfg = dataclasses.replace(cfg, precision=precision)
     if (out / "latest.safetensors").exists() and not resume:
         raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     torch.manual_seed(cfg.seed)
@@ -87,14 +94,15 @@ def _setup(preset: str, section: str, steps: int | None, out: Path, resume: bool
 Examples:
   ncvsd-train --preset cpu-small --data images/ --out runs/teacher
   ncvsd-train --preset cpu-small --data images/ --out runs/teacher --resume
+  ncvsd-train --preset cpu-small --data images/ --out runs/teacher --precision auto
   ncvsd-train --preset my-recipe.yaml --data images/ --out runs/teacher2 --init-from runs/teacher
   torchrun --nproc_per_node=2 -m ncvsd_inverse.cli.train teacher --preset tiny --data images/ --out runs/t
 """)
 @common_options
-def train_main(preset, data, out, steps, resume, init_from, exclude, device, quiet):
+def train_main(preset, data, out, steps, precision, resume, init_from, exclude, device, quiet):
     """Train an EDM teacher denoiser (DESIGN 3.1) on random patches of a folder of images."""
     with user_errors():
-        env, cfg = _setup(preset, "teacher", steps, out, resume, device, init_from)
+        env, cfg = _setup(preset, "teacher", steps, out, resume, device, init_from, precision)
         teacher = build_teacher(cfg.network)
         dataset = _dataset(data, cfg.patch, cfg.network.img_channels, exclude, quiet, env, cfg.batch)
         if env.is_main and not quiet:
@@ -122,11 +130,11 @@ Examples:
 @click.option("--val-list", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Text file naming the validation images to use from --val-data.")
 @common_options
-def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, resume, init_from, exclude, device,
-                 quiet):
+def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, precision, resume, init_from, exclude,
+                 device, quiet):
     """Distill a teacher into a generative denoiser with NCVSD (DESIGN 3.4)."""
     with user_errors():
-        env, cfg = _setup(preset, "distill", steps, out, resume, device, init_from)
+        env, cfg = _setup(preset, "distill", steps, out, resume, device, init_from, precision)
         teacher = load_teacher(teacher_path, env.device)
         network = teacher.backbone.cfg
         generator_net, fake, disc = training.build_distillation_nets(teacher, cfg)

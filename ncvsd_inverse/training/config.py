@@ -12,6 +12,7 @@ from torch import nn
 
 from ..edm import NOISE_INFLATION, SIGMA_MAX, SIGMA_MIN
 from ..networks import UNetConfig, unet_config
+from ..sampling import PRECISIONS
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
 #: seed of the fixed validation batch (sample grids, the distillation's diagnostic)
@@ -22,7 +23,10 @@ VALIDATION_SEED = 12345
 class RecipeConfig:
     """What both trainers share: data, optimiser, learning rate, noise levels, EMA, logging.
     Learning rate: EDM2 inverse-sqrt decay after ``lr_ref_steps`` with a linear ramp-up over
-    ``rampup_steps``; ``t ~ lognormal(p_mean, p_std)``."""
+    ``rampup_steps``; ``t ~ lognormal(p_mean, p_std)``. ``precision``: the arithmetic of the
+    forward passes (``float32``, ``bfloat16`` autocast, or ``auto``: bfloat16 where it is native,
+    :func:`~ncvsd_inverse.sampling.resolve_precision`); weights, Adam state and backward passes
+    stay float32."""
 
     batch: int = 32
     patch: int = 32
@@ -37,6 +41,7 @@ class RecipeConfig:
     checkpoint_every: int = 250
     log_every: int = 50
     seed: int = 0
+    precision: str = "float32"
 
 
 @dataclasses.dataclass
@@ -122,6 +127,8 @@ def check_ranges(config, source: str) -> None:
         low, high = RANGES.get(field.name, (None, None))
         if low is not None and not low <= value <= high:
             raise ValueError(f"{source}: {field.name} must be between {low} and {high}, got {value!r}")
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"{source}: precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
     if isinstance(config, DistillConfig):
         if config.condition not in ("encoder", "concat"):
             raise ValueError(f"{source}: condition must be 'encoder' or 'concat', got {config.condition!r}")

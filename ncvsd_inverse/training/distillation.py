@@ -117,5 +117,5 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
     # the diagnostic runs inside a logging step: log at every multiple of val_every too
     log_every = math.gcd(cfg.log_every, cfg.val_every)
     train_loop(run, cfg.steps, step, images_per_step, cfg.checkpoint_every, log_every, cfg.seed,
-               on_log=log, quiet=quiet)
+               on_log=log, quiet=quiet, precision=cfg.precision)
     return run

@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import checkpoints
+from ..sampling import native_bfloat16, resolve_precision
 from .data import step_generator
 
 Tensor = torch.Tensor
@@ -182,7 +184,8 @@ class Run:
         names = (names,) if isinstance(names, str) else names
         for name in names:
             self.optimizers[name].zero_grad(set_to_none=True)
-        loss.mean().backward()
+        with torch.autocast(self.env.device.type, enabled=False):  # the forward's autocast stops here
+            loss.mean().backward()
         grads = [p.grad for name in names for p in self.module(name).parameters() if p.grad is not None]
         if grads and not bool(torch.stack([g.isfinite().all() for g in grads]).all()):
             for name in names:
@@ -247,13 +250,21 @@ def log_start(run: Run, resume: bool, init_from: str | Path | None, quiet: bool)
 
 def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], dict[str, Tensor]],
                images_per_step: int, checkpoint_every: int, log_every: int, seed: int,
-               on_log: Callable[[Run, dict], dict] | None = None, quiet: bool = False) -> dict:
+               on_log: Callable[[Run, dict], dict] | None = None, quiet: bool = False,
+               precision: str = "float32") -> dict:
     """Run ``step_fn`` until ``run.step == steps``: JSONL stats, checkpoints, progress bar.
 
-    ``step_fn(run, rng)`` does one training step and returns losses. ``on_log`` may add
-    validation numbers to a log record. Ctrl-C or SIGTERM checkpoints after the current step and
-    raises ``KeyboardInterrupt``.
+    ``step_fn(run, rng)`` does one training step and returns losses; it runs under bfloat16
+    autocast when ``precision`` resolves to bfloat16 (:func:`~ncvsd_inverse.sampling.resolve_precision`;
+    :meth:`Run.optimize` runs the backward pass and the optimiser outside it). ``on_log`` may add
+    validation numbers to a log record (float32). Ctrl-C or SIGTERM checkpoints after the current
+    step and raises ``KeyboardInterrupt``.
     """
+    device_type = run.env.device.type
+    autocast = resolve_precision(precision, device_type) == "bfloat16"
+    if autocast and not native_bfloat16(device_type):
+        warnings.warn(f"training in bfloat16 on a {device_type} without native bfloat16: emulated, many times "
+                      "slower than float32", RuntimeWarning, stacklevel=2)
     stats_path = run.out_dir / "stats.jsonl"
     bar = tqdm(total=steps, initial=run.step, disable=quiet or not run.env.is_main, unit="step",
                dynamic_ncols=True)
@@ -261,7 +272,8 @@ def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], d
     with StopRequest() as stop:
         try:
             while run.step < steps:
-                losses = step_fn(run, step_generator(seed, run.step, run.env.rank, run.env.device))
+                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
+                    losses = step_fn(run, step_generator(seed, run.step, run.env.rank, run.env.device))
                 run.step += 1
                 for key, value in losses.items():
                     sums[key] = sums.get(key, 0.0) + _reduce_mean(value, run.env)

@@ -45,7 +45,7 @@ def train_teacher(teacher: nn.Module, data: PatchDataset, cfg: TeacherConfig, ou
         return {}
 
     train_loop(run, cfg.steps, step, per_rank * env.world, cfg.checkpoint_every, cfg.log_every, cfg.seed,
-               on_log=log, quiet=quiet)
+               on_log=log, quiet=quiet, precision=cfg.precision)
     return run
 
 
