@@ -46,20 +46,21 @@ def test_solver_speed_reports_time_per_megapixel_at_each_size(tiny_models, tmp_p
     retained = []
     monkeypatch.setattr(solver_speed, "retain_freed_memory", lambda: retained.append(True) or True)
     argv = ["solver_speed.py", "--model", str(tiny_models[1]), "--tasks", "sr4x", "--sizes", "32", "48x32",
-            "--steps", "2", "--tile", "0", "--json", str(out), "--allocator"]
+            "--steps", "2", "3", "--precision", "float32", "--tile", "0", "--json", str(out), "--allocator"]
     monkeypatch.setattr(sys, "argv", argv + ["retain", "system"])
     with pytest.raises(SystemExit):  # retain cannot be undone: system must come first
         solver_speed.main()
     monkeypatch.setattr(sys, "argv", argv + ["system", "retain"])
     solver_speed.main()
     report = json.loads(out.read_text())
-    assert [(r["allocator"], r["height"], r["width"]) for r in report["results"]] == [
-        ("system", 32, 32), ("system", 32, 48), ("retain", 32, 32), ("retain", 32, 48)]
+    assert [(r["allocator"], r["height"], r["width"], r["nfe"]) for r in report["results"]] == [
+        (allocator, 32, width, nfe) for allocator in ("system", "retain") for width in (32, 48) for nfe in (2, 3)]
     assert retained == [True]
     for row in report["results"]:
         assert row["peak_rss_mb"] > 100  # torch and the model alone take more than that
-        assert row["nfe"] == 2 and row["seconds_per_megapixel"] == pytest.approx(
+        assert row["precision"] == "float32" and row["seconds_per_megapixel"] == pytest.approx(
             row["seconds_per_image"] / (row["height"] * row["width"] / 1e6))
+        assert row["seconds_per_step"] == pytest.approx(row["seconds_per_image"] / row["nfe"])
     assert "native_bfloat16" in report["machine"]
 
 
