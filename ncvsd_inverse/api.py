@@ -16,7 +16,7 @@ from .memory import available_memory_bytes, check_memory, solve_memory_bytes
 from .models import load_generator, load_teacher
 from .networks import unet_config
 from .problem import Problem, check_size, pose_problem, with_sampler_settings
-from .sampling import DenoiserPrior, GenerativePrior, PosteriorResult, pnp_sigmas, posterior_sample
+from .sampling import DenoiserPrior, GenerativePrior, PosteriorResult, pnp_sigmas, posterior_sample, resolve_precision
 from .tiling import check_tile
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
@@ -118,8 +118,9 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
         model = load_model(model, "generator" if prior == "ncvsd" else "teacher", device)
     chains = runs * problem.settings["restarts"]
     images_per_call = 1 if device.type == "cpu" else None
-    tile = choose_tile(tile, problem.clean_shape, chains, unet_config(model), images_per_call, device)
-    check_memory(problem.clean_shape, chains, unet_config(model), images_per_call, device, tile)
+    arithmetic = resolve_precision(precision, device.type)
+    tile = choose_tile(tile, problem.clean_shape, chains, unet_config(model), images_per_call, device, arithmetic)
+    check_memory(problem.clean_shape, chains, unet_config(model), images_per_call, device, tile, arithmetic)
     problem = problem.to(device)
     settings = problem.settings
     step = (GenerativePrior if prior == "ncvsd" else DenoiserPrior)(model, model_channels(model), precision, tile=tile)
@@ -137,11 +138,12 @@ AUTO_TILES, AUTO_MEMORY_SHARE = (2048, 1024, 512, 384, 256), 0.75
 
 
 def choose_tile(tile: int | str | None, clean_shape: tuple[int, ...], chains: int, cfg, images_per_call,
-                device) -> int | None:
+                device, precision: str = "float32") -> int | None:
     """The tile size a solve uses: ``tile`` itself, or for ``"auto"`` None (untiled: tiles
     evaluate their overlaps twice) when the solve's estimate (:func:`solve_memory_bytes`) fits
     :data:`AUTO_MEMORY_SHARE` of the memory available, else the largest of :data:`AUTO_TILES`
     that does; the smallest when none does (the solve's memory check then says what fits).
+    ``precision``: the network's resolved arithmetic (bfloat16 activations take half the memory).
     Where the free memory cannot be read, images above 2048 pixels on a side are tiled."""
     if tile != "auto":
         check_tile(tile)
@@ -150,7 +152,8 @@ def choose_tile(tile: int | str | None, clean_shape: tuple[int, ...], chains: in
     if available is None:
         return None if max(clean_shape[-2:]) <= AUTO_TILES[0] else AUTO_TILES[1]
     for candidate in (None, *AUTO_TILES):
-        if solve_memory_bytes(clean_shape, chains, cfg, images_per_call, candidate) <= AUTO_MEMORY_SHARE * available:
+        needed = solve_memory_bytes(clean_shape, chains, cfg, images_per_call, candidate, precision)
+        if needed <= AUTO_MEMORY_SHARE * available:
             return candidate
     return AUTO_TILES[-1]
 

@@ -28,14 +28,19 @@ ACTIVATION_FLOATS = 20
 CALL_OVERHEAD_BYTES = 64 * 2**20
 #: bytes per float32
 FLOAT_BYTES = 4
+#: bytes per activation float by the network's arithmetic (:data:`~ncvsd_inverse.sampling.PRECISIONS`
+#: once resolved): bfloat16 autocast halves the activations (a 1024x1024 solve peaked at 3.0 GB
+#: in bfloat16 against 4.9 GB in float32, model and sampler state included)
+ACTIVATION_BYTES = {"float32": 4, "bfloat16": 2}
 
 
 class InsufficientMemoryError(MemoryError, ValueError):
     """The problem needs more memory than the machine has available (one-line message)."""
 
 
-def network_bytes(cfg: UNetConfig, height: int, width: int, images: int = 1) -> int:
-    """Peak activation memory of one float32 call on ``images`` images of ``height x width``.
+def network_bytes(cfg: UNetConfig, height: int, width: int, images: int = 1, precision: str = "float32") -> int:
+    """Peak activation memory of one call on ``images`` images of ``height x width`` in
+    ``precision`` (``"float32"`` or ``"bfloat16"``: :data:`ACTIVATION_BYTES` per float).
 
     ``ACTIVATION_FLOATS * sum_l model_channels * mult_l * H W / 4^l`` floats per image (level
     ``l`` works at ``H/2^l x W/2^l``), plus the ``heads x (H W / 4^l)^2`` attention weights
@@ -48,14 +53,14 @@ def network_bytes(cfg: UNetConfig, height: int, width: int, images: int = 1) -> 
         if level < len(cfg.channel_mult):
             heads = max(cfg.model_channels * cfg.channel_mult[level] // 64, 1)
             floats += 2 * heads * (pixels / 4 ** level) ** 2
-    return int(images * floats * FLOAT_BYTES) + CALL_OVERHEAD_BYTES
+    return int(images * floats * ACTIVATION_BYTES[precision]) + CALL_OVERHEAD_BYTES
 
 
 def solve_memory_bytes(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig | None = None,
-                       images_per_call: int | None = None, tile: int | None = None) -> int:
+                       images_per_call: int | None = None, tile: int | None = None, precision: str = "float32") -> int:
     """Estimated peak bytes of a solve of ``clean_shape`` ``(N, C, H, W)`` with ``chains`` chains
     per image: the sampler state (``STATE_COPIES`` images per chain, plus the dense 1-D
-    resampling matrices of SR) and, for a network of size ``cfg``, one call on
+    resampling matrices of SR) and, for a network of size ``cfg``, one call in ``precision`` on
     ``images_per_call`` images (None: all ``chains x N`` at once), of at most ``tile x tile``
     pixels when tiled (plus the tiled output and its weights: two more images)."""
     n, channels, height, width = (1, 1, *clean_shape) if len(clean_shape) == 2 else clean_shape[-4:]
@@ -65,10 +70,10 @@ def solve_memory_bytes(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetC
     if cfg is not None:
         per_call = images_per_call or chains * n
         if tile is not None and max(height, width) > tile:
-            network = network_bytes(cfg, min(height, tile), min(width, tile), per_call)
+            network = network_bytes(cfg, min(height, tile), min(width, tile), per_call, precision)
             network += 2 * per_call * channels * height * width * FLOAT_BYTES
         else:
-            network = network_bytes(cfg, height, width, per_call)
+            network = network_bytes(cfg, height, width, per_call, precision)
     return state + matrices + network
 
 
@@ -95,15 +100,15 @@ def available_memory_bytes(device: str | torch.device = "cpu") -> int | None:
 
 def check_memory(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig | None = None,
                  images_per_call: int | None = None, device: str | torch.device = "cpu",
-                 tile: int | None = None) -> None:
+                 tile: int | None = None, precision: str = "float32") -> None:
     """Raise :class:`InsufficientMemoryError` when :func:`solve_memory_bytes` exceeds
     :func:`available_memory_bytes` (no check where the free memory cannot be read)."""
-    needed = solve_memory_bytes(clean_shape, chains, cfg, images_per_call, tile)
+    needed = solve_memory_bytes(clean_shape, chains, cfg, images_per_call, tile, precision)
     available = available_memory_bytes(device)
     if available is None or needed <= available:
         return
     height, width = clean_shape[-2:]
-    side = largest_square_side(clean_shape, chains, cfg, images_per_call, available, tile)
+    side = largest_square_side(clean_shape, chains, cfg, images_per_call, available, tile, precision)
     fits = f"the largest that fits is about {side}x{side}" if side else "not even a tiny image fits"
     remedy = "crop the image" + (" or use fewer runs" if chains > 1 else "")
     raise InsufficientMemoryError(
@@ -113,13 +118,15 @@ def check_memory(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig 
 
 
 def largest_square_side(clean_shape: tuple[int, ...], chains: int, cfg: UNetConfig | None,
-                        images_per_call: int | None, available: int, tile: int | None = None) -> int:
+                        images_per_call: int | None, available: int, tile: int | None = None,
+                        precision: str = "float32") -> int:
     """The largest ``S`` (a multiple of 8) such that an ``S x S`` version of the problem fits
     ``available`` bytes (0 if none does)."""
     low, high = 0, 1 << 17
     while high - low > 8:
         middle = (low + high) // 16 * 8
-        if solve_memory_bytes((*clean_shape[:-2], middle, middle), chains, cfg, images_per_call, tile) <= available:
+        if solve_memory_bytes((*clean_shape[:-2], middle, middle), chains, cfg, images_per_call, tile,
+                              precision) <= available:
             low = middle
         else:
             high = middle

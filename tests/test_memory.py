@@ -13,6 +13,7 @@ from ncvsd_inverse.cli.solve import main
 from ncvsd_inverse.io import write_image
 from ncvsd_inverse.memory import InsufficientMemoryError, network_bytes, solve_memory_bytes
 from ncvsd_inverse.networks import UNetConfig, unet_config
+from ncvsd_inverse.sampling import native_bfloat16
 
 PEAK_OF_ONE_CALL = """
 import sys, torch
@@ -31,21 +32,25 @@ def kib(field):
 
 before = kib("VmRSS:")
 Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
-with torch.no_grad():
+with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=sys.argv[3] == "bfloat16"):
     model(x, torch.tensor([0.5]))
 print((kib("VmHWM:") - before) * 1024)
 """
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 @pytest.mark.parametrize("allocator", ["system", "retain"])
 @pytest.mark.parametrize("kind", ["generator", "teacher"])
-def test_network_estimate_covers_a_measured_call_without_gross_excess(kind, allocator):
-    """Peak RSS growth of one float32 call of a shipped model at 192x192, in a fresh process (the
-    peak is reset after loading the model, so only the call counts), with the system's malloc
-    settings (library use) and with freed memory retained (the command-line tools)."""
-    measured = int(subprocess.run([sys.executable, "-c", PEAK_OF_ONE_CALL, kind, allocator], check=True,
+def test_network_estimate_covers_a_measured_call_without_gross_excess(kind, allocator, precision):
+    """Peak RSS growth of one call of a shipped model at 192x192, in a fresh process (the peak is
+    reset after loading the model, so only the call counts), with the system's malloc settings
+    (library use) and with freed memory retained (the command-line tools), in float32 and, where
+    it is native, in bfloat16 autocast (whose estimate is half)."""
+    if precision == "bfloat16" and not native_bfloat16("cpu"):
+        pytest.skip("bfloat16 is emulated on this CPU: the solver never picks it (precision auto)")
+    measured = int(subprocess.run([sys.executable, "-c", PEAK_OF_ONE_CALL, kind, allocator, precision], check=True,
                                   capture_output=True, text=True).stdout.split()[-1])
-    estimate = network_bytes(UNetConfig(), 192, 192)
+    estimate = network_bytes(UNetConfig(), 192, 192, precision=precision)
     assert measured <= estimate <= 3 * measured, (measured, estimate)
 
 
@@ -70,11 +75,14 @@ def test_a_problem_too_large_for_the_memory_is_refused_in_one_line(tiny_models, 
     monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", str(limit / 2**30))
     write_image(torch.zeros(1, 3, 64, 64), tmp_path / "low.png")
     result = CliRunner().invoke(main, ["--task", "sr4x", str(tmp_path / "low.png"), "--model", str(generator),
-                                       "-o", str(tmp_path / "out.png"), "--quiet"])
+                                       "-o", str(tmp_path / "out.png"), "--quiet", "--precision", "float32"])
     assert result.exit_code == 2 and "(the largest that fits is about " in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out.png").exists()
     side = int(result.output.split("fits is about ")[1].split("x")[0])
     assert solve_memory_bytes((1, 3, side, side), 1, cfg, 1) <= limit < solve_memory_bytes((1, 3, side + 8, side + 8),
                                                                                            1, cfg, 1)
+    # bfloat16 activations take half the memory: the estimate (which picks tiles and refuses) knows it
+    bf16, f32 = (network_bytes(UNetConfig(), 1024, 1024, precision=p) for p in ("bfloat16", "float32"))
+    assert bf16 < 0.55 * f32
     monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", "64")
     assert solve(torch.zeros(1, 3, 8, 8), "sr4x", model=generator, steps=1).mean.shape == (1, 3, 32, 32)
