@@ -116,10 +116,9 @@ def main() -> None:
                   f"{r['seconds_per_step']:7.3f} s/step {r['seconds_per_image']:8.2f} s  "
                   f"{r['seconds_per_megapixel']:8.2f} s/MP  outside net {r['outside_network_fraction']:6.1%}  "
                   f"peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
-    machine = {"device": args.device, "cpu": platform.processor() or platform.machine(),
+    machine = {"device": args.device, "cpu": cpu_model(),
                "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "native_bfloat16": native_bfloat16(torch.device(args.device).type), "tile": args.tile,
-               "cpu_flags": cpu_model()}
+               "native_bfloat16": native_bfloat16(torch.device(args.device).type), "tile": args.tile}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
     print(f"wrote {args.json}")

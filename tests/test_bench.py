@@ -19,7 +19,9 @@ from ncvsd_inverse.bench.runner import read_cells
 from ncvsd_inverse.bench.suite import SuiteError
 from ncvsd_inverse.cli.bench import main
 from ncvsd_inverse.daps import daps_sample
+from ncvsd_inverse.problem import with_sampler_settings
 from operators import Blur, Inpainting, PhaseRetrieval, SuperResolution, gaussian_kernel, to_deepinv_svd
+from tasks import task_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -132,6 +134,17 @@ methods:
     calls.clear()
     run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "3"))), out, resume=True, progress=False)
     assert len(calls) == 1
+    # the task preset's sampler settings reach only PnP-GD: changing them reruns its cells, not the peers'
+    original = runner.load_task
+    monkeypatch.setattr(runner, "load_task", lambda name: with_sampler_settings(original(name), rho=3.0))
+    calls.clear()
+    run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "3"))), out, resume=True, progress=False)
+    assert sorted(calls) == ["ncvsd 3", "ncvsd 3"]
+    # the problem itself (here its noise) reaches every method
+    monkeypatch.setattr(runner, "load_task", lambda name: task_from_dict({**original(name).to_dict(), "sigma_y": 0.1}))
+    calls.clear()
+    run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "3"))), out, resume=True, progress=False)
+    assert sorted(calls) == ["bicubic", "bicubic", "ncvsd 3", "ncvsd 3"]
 
 
 def test_a_method_limited_to_the_first_images_keeps_its_cells(tmp_path):

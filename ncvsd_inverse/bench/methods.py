@@ -111,12 +111,15 @@ def ddrm_noise_scale(physics, shape: tuple[int, ...]) -> float:
 @dataclasses.dataclass
 class Method:
     """A method: its name, its settings' defaults (validated by :meth:`settings`), whether it
-    draws several runs, and how it runs one variant."""
+    draws several runs, whether it reads the task preset's ``sampler:`` settings (only PnP-GD
+    does: a peer's cells do not rerun when our sampler presets change), and how it runs one
+    variant."""
 
     name: str
     defaults: dict
     sampling: bool = True
     models: tuple[str, ...] = ("teacher",)
+    uses_sampler_settings: bool = False
 
     def settings(self, raw: dict | None, where: str) -> dict:
         """``raw`` checked against :attr:`defaults` (keys and types) and completed."""
@@ -184,7 +187,8 @@ class PnP(Method):
     ``prior``: the NCVSD generator or (``pnp_teacher``) the teacher's deterministic estimate."""
 
     def __init__(self, name: str, prior: str):
-        super().__init__(name, {"steps": [], "runs": None}, models=("generator",) if prior == "ncvsd" else ("teacher",))
+        super().__init__(name, {"steps": [], "runs": None}, models=("generator",) if prior == "ncvsd" else ("teacher",),
+                         uses_sampler_settings=True)
         self.prior = prior
 
     def settings(self, raw, where):

@@ -28,7 +28,7 @@ from .. import metrics
 from ..files import atomic_write_text
 from ..io import ImageReadError, read_centre_crops, write_image
 from ..problem import simulate_problem
-from .methods import METHODS, Models, timed_run
+from .methods import METHODS, Method, Models, timed_run
 from .suite import Suite, SuiteError
 
 
@@ -213,6 +213,13 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
     return write_report(suite, [all_cells[key] for key in wanted], out, digests)
 
 
+def cell_task(method: Method, task) -> dict:
+    """What a cell's key holds of its task: the whole preset for methods that read the sampler
+    settings, else only the problem (name, noise, operator), which fixes the measurement."""
+    task_dict = task.to_dict()
+    return task_dict if method.uses_sampler_settings else {k: v for k, v in task_dict.items() if k != "sampler"}
+
+
 def plan(suite: Suite, crops, digests: dict, indices: list[int]):
     """The suite's cells for the images ``indices``, in report order (task, image, method,
     variant). For each (task, image) it first yields the posed problem alone (``method``
@@ -232,7 +239,7 @@ def plan(suite: Suite, crops, digests: dict, indices: list[int]):
                     continue
                 for variant in method.variants(settings, problem):
                     runs = (variant.get("runs") or suite.runs) if method.sampling else 1
-                    key = cell_key(image=name, crop=suite.crop, task=task.to_dict(), seed=seed, runs=runs,
+                    key = cell_key(image=name, crop=suite.crop, task=cell_task(method, task), seed=seed, runs=runs,
                                    method=method_name, variant=variant, precision=suite.precision,
                                    models={k: digests[k] for k in method.models})
                     yield {**where, "method": method, "variant": variant, "runs": runs, "key": key}
