@@ -68,7 +68,8 @@ def resolve_precision(precision: str, device_type: str = "cpu") -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _warn_emulated_bfloat16(device_type: str) -> None:
+def warn_emulated_bfloat16(device_type: str) -> None:
+    """Warn once per device type that bfloat16 runs emulated there (the sampler and the trainer)."""
     warnings.warn(f"bfloat16 is not native on this {device_type} (no AVX512-BF16/AMX on a CPU): the network runs "
                   "emulated, many times slower than float32; use precision float32", RuntimeWarning, stacklevel=4)
 
@@ -110,7 +111,7 @@ class GenerativePrior:
     def _network(self, u: Tensor, sigma: Tensor, rng) -> Tensor:
         precision = resolve_precision(self.precision, u.device.type)
         if precision == "bfloat16" and not native_bfloat16(u.device.type):
-            _warn_emulated_bfloat16(u.device.type)
+            warn_emulated_bfloat16(u.device.type)
         u = u.contiguous(memory_format=torch.channels_last)  # the convolutions' fastest layout
         if precision == "float32":
             return self._evaluate_in_chunks(u, sigma, rng).contiguous()

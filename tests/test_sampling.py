@@ -177,7 +177,7 @@ def test_emulated_bfloat16_warns(monkeypatch, tiny_models):
     y = torch.zeros(1, 3, 8, 8)
     for native, warns in ((False, True), (True, False)):
         monkeypatch.setattr(sampling, "native_bfloat16", lambda device_type="cpu", n=native: n)
-        sampling._warn_emulated_bfloat16.cache_clear()
+        sampling.warn_emulated_bfloat16.cache_clear()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             GenerativePrior(generator, 3, precision="bfloat16")(y, torch.full((1,), 0.5))

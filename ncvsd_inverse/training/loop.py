@@ -10,7 +10,6 @@ import os
 import signal
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import checkpoints
-from ..sampling import native_bfloat16, resolve_precision
+from ..sampling import native_bfloat16, resolve_precision, warn_emulated_bfloat16
 from .data import step_generator
 
 Tensor = torch.Tensor
@@ -263,8 +262,7 @@ def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], d
     device_type = run.env.device.type
     autocast = resolve_precision(precision, device_type) == "bfloat16"
     if autocast and not native_bfloat16(device_type):
-        warnings.warn(f"training in bfloat16 on a {device_type} without native bfloat16: emulated, many times "
-                      "slower than float32", RuntimeWarning, stacklevel=2)
+        warn_emulated_bfloat16(device_type)
     stats_path = run.out_dir / "stats.jsonl"
     bar = tqdm(total=steps, initial=run.step, disable=quiet or not run.env.is_main, unit="step",
                dynamic_ncols=True)

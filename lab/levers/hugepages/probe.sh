@@ -6,9 +6,7 @@
 set -euo pipefail
 out=lab/results/speed_round4/hugepages
 mkdir -p $out
-train=$(pgrep -f "ncvsd-train --preset" || true)
-[ -n "$train" ] && kill -STOP $train
-trap '[ -n "$train" ] && kill -CONT $train' EXIT
+source lab/pause_training.sh
 run() {  # name, env...
   local name=$1; shift
   env "$@" python benchmarks/solver_speed.py --tasks sr4x --sizes 256 1024 2048 --steps 3 --precision auto \

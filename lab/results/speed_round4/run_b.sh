@@ -4,9 +4,7 @@
 # 12-megapixel output made the way a user makes one: ncvsd-solve on a 1000x750 measurement.
 set -euo pipefail
 out=lab/results/speed_round4
-train=$(pgrep -f "ncvsd-train --preset" || true)
-[ -n "$train" ] && kill -STOP $train
-trap '[ -n "$train" ] && kill -CONT $train' EXIT
+source lab/pause_training.sh
 python benchmarks/solver_speed.py --tasks sr4x --sizes 256 1024 2048 --steps preset --precision auto \
   --json $out/sr4x_large_b.json > $out/sr4x_large_b.log 2>&1
 tmp=$(mktemp -d)

@@ -3,9 +3,7 @@
 # Run from the repository root; pauses a background training (SIGSTOP) while it runs.
 set -euo pipefail
 out=lab/results/tune_round10
-train=$(pgrep -f "ncvsd-train --preset" || true)
-[ -n "$train" ] && kill -STOP $train
-trap '[ -n "$train" ] && kill -CONT $train' EXIT
+source lab/pause_training.sh
 common="--data ../shared/data/cbsd432 --list benchmarks/splits/cbsd432_val32.txt --crop 128 --runs 2 --precision float32"
 for task in gaussian_deblur motion_deblur; do
   python benchmarks/tune_solver.py --task $task $common --first 8 --steps 50 --json $out/${task}_50steps.json \

@@ -3,9 +3,7 @@
 # denoise at 20 steps. Validation split, float32; pauses a background training while it runs.
 set -euo pipefail
 out=lab/results/tune_round10
-train=$(pgrep -f "ncvsd-train --preset" || true)
-[ -n "$train" ] && kill -STOP $train
-trap '[ -n "$train" ] && kill -CONT $train' EXIT
+source lab/pause_training.sh
 common="--data ../shared/data/cbsd432 --list benchmarks/splits/cbsd432_val32.txt --crop 128 --runs 2 --precision float32 --first 8"
 python benchmarks/tune_solver.py --task motion_deblur $common --steps 20 30 --rho 3 4 --likelihood-scale 0.03 0.035 \
   --json $out/motion_deblur_b.json > $out/motion_deblur_b.log 2>&1

@@ -3,9 +3,7 @@
 # today's presets, in float32 and in bfloat16 (precision auto on an AVX512-BF16 CPU).
 set -euo pipefail
 out=lab/results/tune_round10
-train=$(pgrep -f "ncvsd-train --preset" || true)
-[ -n "$train" ] && kill -STOP $train
-trap '[ -n "$train" ] && kill -CONT $train' EXIT
+source lab/pause_training.sh
 common="--data ../shared/data/cbsd432 --list benchmarks/splits/cbsd432_val32.txt --crop 128 --runs 2 --first 16"
 tune() { python benchmarks/tune_solver.py "$@" > $out/$name.log 2>&1; }
 for spec in "sr4x 0.02" "gaussian_deblur 0.03" "motion_deblur 0.035" "sr2x 0.05" "denoise 0.05"; do
