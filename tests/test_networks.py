@@ -2,16 +2,21 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from analytic import GaussianPrior
 
 from ncvsd_inverse.edm import denoising_posterior
 from ncvsd_inverse.networks import (
+    Block,
     ConditionalDenoiser,
     Discriminator,
     GenerativeDenoiser,
     InputConcatUNet,
     UNetConfig,
     build_teacher,
+    mp_silu,
+    mp_sum,
+    normalize,
 )
 from ncvsd_inverse.sampling import multistep_sample
 
@@ -89,3 +94,42 @@ def test_key_identity_gives_the_denoising_posterior_mean():
         precision = prec_prior + eye / sigma**2 + eye / float(t[i]) ** 2
         rhs = prec_prior @ prior.mu + y[i].flatten().double() / sigma**2 + x_t[i].flatten().double() / float(t[i]) ** 2
         assert torch.allclose(ours[i], torch.linalg.solve(precision, rhs), atol=1e-5)
+
+
+def _plain_block_forward(block: Block, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    """EDM2's residual block written out term by term: the reference for the fused one."""
+    if block.resample == "down":
+        x = F.avg_pool2d(x, 2)
+    elif block.resample == "up":
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+    if block.flavor == "enc":
+        if block.conv_skip is not None:
+            x = block.conv_skip(x)
+        x = normalize(x, dim=1)
+    y = block.conv_res0(mp_silu(x))
+    scale = block.emb_linear(emb, gain=block.emb_gain) + 1
+    y = block.conv_res1(mp_silu(y * scale[:, :, None, None]))
+    if block.flavor == "dec" and block.conv_skip is not None:
+        x = block.conv_skip(x)
+    return mp_sum(x, y, t=block.res_balance).clip(-block.clip_act, block.clip_act)
+
+
+@pytest.mark.parametrize("flavor,resample,channels", [("enc", "keep", (8, 16)), ("enc", "down", (8, 8)),
+                                                      ("dec", "up", (8, 8)), ("dec", "keep", (16, 8))])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fused_block_computes_edm2s_block(flavor, resample, channels, batch):
+    """The block folds its constant factors into the convolutions' weights (issue 18): the same
+    function as the term-by-term formula, for one image (per-channel scale folded too) or several."""
+    torch.manual_seed(0)
+    block = Block(*channels, emb_channels=12, flavor=flavor, resample=resample).eval()
+    with torch.no_grad():
+        block.emb_gain.fill_(0.7)
+    x, emb = torch.randn(batch, channels[0], 16, 12), torch.randn(batch, 12)
+    with torch.no_grad():
+        fused, plain = block(x, emb), _plain_block_forward(block, x, emb)
+    assert fused.shape == plain.shape
+    torch.testing.assert_close(fused, plain, atol=2e-6, rtol=1e-5)
+    x.requires_grad_(True)  # and it trains the same: equal gradients
+    grad_fused, = torch.autograd.grad(block.train()(x, emb).square().sum(), x)
+    grad_plain, = torch.autograd.grad(_plain_block_forward(block, x, emb).square().sum(), x)
+    torch.testing.assert_close(grad_fused, grad_plain, atol=1e-5, rtol=1e-4)

@@ -35,11 +35,16 @@ def test_tiled_equals_untiled_when_the_margin_covers_the_receptive_field(tiny_mo
     radius = receptive_radius(model)
     prior_class = GenerativePrior if kind == "generator" else DenoiserPrior
     u, sigma = torch.randn(2, 3, 90, 130) * 0.5, torch.tensor([0.3, 1.0])
-    full = prior_class(model, 3)(u, sigma, torch.Generator().manual_seed(0))
+    # float32: in bfloat16 a last-bit difference of a float32 intermediate (vectorised body
+    # against scalar tail of an elementwise kernel) can flip a bf16 rounding, so "equal" there
+    # means equal to bf16's precision, not to float rounding
+    full = prior_class(model, 3, precision="float32")(u, sigma, torch.Generator().manual_seed(0))
     tile = 2 * radius + 48
-    exact = prior_class(model, 3, tile=tile, tile_margin=radius)(u, sigma, torch.Generator().manual_seed(0))
+    exact = prior_class(model, 3, precision="float32", tile=tile, tile_margin=radius)(
+        u, sigma, torch.Generator().manual_seed(0))
     assert (exact - full).abs().max() < 1e-5
-    short = prior_class(model, 3, tile=tile, tile_margin=2)(u, sigma, torch.Generator().manual_seed(0))
+    short = prior_class(model, 3, precision="float32", tile=tile, tile_margin=2)(
+        u, sigma, torch.Generator().manual_seed(0))
     assert (short - full).abs().max() > 10 * (exact - full).abs().max()  # the margin is what makes it exact
 
 
