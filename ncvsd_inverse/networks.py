@@ -50,16 +50,16 @@ def mp_sum_weights(t: float) -> tuple[float, float]:
     return (1 - t) / norm, t / norm
 
 
-def mp_sum(a: Tensor, b: Tensor, t: float = 0.5) -> Tensor:
-    dtype = torch.promote_types(a.dtype, b.dtype)  # under CUDA autocast one side may be bfloat16
-    return a.to(dtype).lerp(b.to(dtype), t) / math.sqrt((1 - t) ** 2 + t**2)
-
-
 def fused_mp_sum(a: Tensor, weighted_b: Tensor, t: float) -> Tensor:
     """:func:`mp_sum` when ``b``'s weight is already in ``weighted_b`` (folded into the
     convolution that made it): ``weighted_b + a_weight a`` in one pass over memory."""
-    dtype = torch.promote_types(a.dtype, weighted_b.dtype)
+    dtype = torch.promote_types(a.dtype, weighted_b.dtype)  # under autocast one side may be bfloat16
     return torch.add(weighted_b.to(dtype), a.to(dtype), alpha=mp_sum_weights(t)[0])
+
+
+def mp_sum(a: Tensor, b: Tensor, t: float = 0.5) -> Tensor:
+    """EDM2's magnitude-preserving blend ``((1 - t) a + t b) / sqrt((1 - t)^2 + t^2)``."""
+    return fused_mp_sum(a, b * mp_sum_weights(t)[1], t)
 
 
 def mp_cat(a: Tensor, b: Tensor, t: float = 0.5) -> Tensor:

@@ -1,5 +1,7 @@
 """Networks: any size, teacher initialisation, no spatial statistics, the key identity (DESIGN 3.2)."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -111,7 +113,8 @@ def _plain_block_forward(block: Block, x: torch.Tensor, emb: torch.Tensor) -> to
     y = block.conv_res1(mp_silu(y * scale[:, :, None, None]))
     if block.flavor == "dec" and block.conv_skip is not None:
         x = block.conv_skip(x)
-    return mp_sum(x, y, t=block.res_balance).clip(-block.clip_act, block.clip_act)
+    t = block.res_balance
+    return (x.lerp(y, t) / math.sqrt((1 - t) ** 2 + t**2)).clip(-block.clip_act, block.clip_act)
 
 
 @pytest.mark.parametrize("flavor,resample,channels", [("enc", "keep", (8, 16)), ("enc", "down", (8, 8)),
@@ -133,3 +136,10 @@ def test_fused_block_computes_edm2s_block(flavor, resample, channels, batch):
     grad_fused, = torch.autograd.grad(block.train()(x, emb).square().sum(), x)
     grad_plain, = torch.autograd.grad(_plain_block_forward(block, x, emb).square().sum(), x)
     torch.testing.assert_close(grad_fused, grad_plain, atol=1e-5, rtol=1e-4)
+
+
+def test_mp_sum_is_edm2s_magnitude_preserving_blend():
+    a, b = torch.randn(2, 4, 5, 5), torch.randn(2, 4, 5, 5)
+    for t in (0.0, 0.3, 0.5, 1.0):
+        expected = ((1 - t) * a + t * b) / math.sqrt((1 - t) ** 2 + t**2)
+        torch.testing.assert_close(mp_sum(a, b, t), expected)
