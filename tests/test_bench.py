@@ -3,6 +3,7 @@ resume, sharding under torchrun, bad suite files, and the peers' building blocks
 denoiser adapter, the SR SVD as a deepinv physics, DAPS on a Gaussian toy)."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from ncvsd_inverse.bench import methods as bench_methods
 from ncvsd_inverse.bench.runner import read_cells
 from ncvsd_inverse.bench.suite import SuiteError
 from ncvsd_inverse.cli.bench import main
-from ncvsd_inverse.daps import daps_sample
+from ncvsd_inverse.daps import annealing_levels, daps_sample, ode_denoise
 from ncvsd_inverse.problem import with_sampler_settings
 from operators import Blur, Inpainting, PhaseRetrieval, SuperResolution, gaussian_kernel, to_deepinv_svd
 from tasks import task_from_dict
@@ -257,12 +258,13 @@ def test_ddrm_noise_scale_is_what_deepinv_injects():
 
 
 def test_daps_samples_the_posterior_of_a_gaussian_toy():
-    """Prior N(0, s^2), exact denoiser, two pixels observed with DAPS's likelihood std tau. With
-    a step size held (lr_min_ratio 1) and the annealing down to 0.01, the observed pixels follow
-    the exact posterior; the unobserved ones keep the prior's mean, with the variance DAPS's
-    Gaussian approximation ``p(x0 | x_t) ~ N(x0_hat, sigma_t^2)`` inflates (about +20 %: it
-    adds sigma_t^2 where the true conditional variance is smaller)."""
-    s, tau = 0.5, 0.1
+    """Prior N(0, s^2), exact denoiser, two pixels observed with DAPS's likelihood std
+    ``tau / sqrt(2)`` (the authors' code's Langevin on ``||A x0 - y||^2 / tau^2``). With a step
+    size held (lr_min_ratio 1) and the annealing down to 0.01, the observed pixels follow the
+    exact posterior; the unobserved ones keep the prior's mean, with the variance DAPS's Gaussian
+    approximation ``p(x0 | x_t) ~ N(x0_hat, sigma_t^2)`` inflates (about +20 %: it adds
+    sigma_t^2 where the true conditional variance is smaller)."""
+    s, tau = 0.5, 0.1 * math.sqrt(2)
     mask = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     y1 = torch.tensor([[[[0.3, 0.0], [-0.4, 0.0]]]])
     y = y1.repeat(4000, 1, 1, 1)
@@ -273,11 +275,37 @@ def test_daps_samples_the_posterior_of_a_gaussian_toy():
     out = daps_sample(denoiser, Inpainting(mask), y, annealing_steps=100, ode_steps=5, lr=1e-4, tau=tau,
                       lr_min_ratio=1.0, sigma_min=0.01, rng=torch.Generator().manual_seed(1))
     mean, var = out.mean(0).flatten(), out.var(0).flatten()
-    exact_mean = (y1 * s**2 / (s**2 + tau**2)).flatten()[[0, 2]]
-    exact_var = s**2 * tau**2 / (s**2 + tau**2)
+    noise_var = tau**2 / 2
+    exact_mean = (y1 * s**2 / (s**2 + noise_var)).flatten()[[0, 2]]
+    exact_var = s**2 * noise_var / (s**2 + noise_var)
     assert torch.allclose(mean[[0, 2]], exact_mean, atol=0.01)
     assert torch.allclose(var[[0, 2]], torch.full((2,), exact_var), rtol=0.15)
     assert mean[[1, 3]].abs().max() < 0.03 and torch.all((var[[1, 3]] > s**2) & (var[[1, 3]] < 1.35 * s**2))
+
+
+def test_daps_grids_are_the_authors_truncated_poly7_grids():
+    """200 annealing levels: the first 200 points of the 201-point poly-7 grid from 100 to 0.1,
+    then 0; the ODE from sigma makes ode_steps calls on the first points of an (ode_steps + 1)-point
+    grid to 0.01 and returns the last call's denoised image."""
+    levels = annealing_levels(200)
+    grid = [(100 ** (1 / 7) + i / 200 * (0.1 ** (1 / 7) - 100 ** (1 / 7))) ** 7 for i in range(201)]
+    assert len(levels) == 201 and levels[-1] == 0.0
+    assert levels[:-1] == pytest.approx(grid[:200], rel=1e-5) and levels[-2] > 0.1
+    calls = []
+
+    def denoiser(x, sigma):
+        calls.append(float(sigma[0]))
+        return 0.5 * x
+
+    x = torch.ones(1, 1, 2, 2)
+    out = ode_denoise(denoiser, x, 10.0, 5)
+    ode_grid = [(10 ** (1 / 7) + i / 5 * (0.01 ** (1 / 7) - 10 ** (1 / 7))) ** 7 for i in range(6)]
+    assert calls == pytest.approx(ode_grid[:5], rel=1e-5)
+    expected = 1.0  # Euler on dx/dsigma = (x - 0.5 x) / sigma over the grid, then the jump to D
+    for current, following in zip(ode_grid[:4], ode_grid[1:5]):
+        expected *= 1 + 0.5 * (following - current) / current
+    assert torch.allclose(out, torch.full_like(x, 0.5 * expected))
+    assert ode_denoise(denoiser, x, 10.0, 1).equal(0.5 * x)
 
 
 def test_dps_step_factor_is_the_ddpm_beta():

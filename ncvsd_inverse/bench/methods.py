@@ -386,10 +386,13 @@ class DPS(Method):
 class DAPS(Method):
     """DAPS (:mod:`ncvsd_inverse.daps`): ``annealing_steps`` levels x ``ode_steps`` ODE steps,
     100 Langevin steps, tau 0.01, lr per task (paper: 1e-4 for SR, Gaussian deblur and random
-    inpainting; 5e-5 for motion deblur, box inpainting and phase retrieval)."""
+    inpainting; 5e-5 for motion deblur, box inpainting and phase retrieval). ``langevin`` names the
+    Langevin convention (the authors' code's, see the module), so that cells made before it was
+    adopted are not reused."""
 
     def __init__(self):
-        super().__init__("daps", {"annealing_steps": 200, "ode_steps": 5, "langevin_steps": 100, "runs": None,
+        super().__init__("daps", {"annealing_steps": 200, "ode_steps": 5, "langevin_steps": 100, "tau": 0.01,
+                                  "langevin": "authors-code", "runs": None,
                                   "lr": {"sr4x": 1e-4, "gaussian_deblur": 1e-4, "random_inpainting": 1e-4,
                                          "motion_deblur": 5e-5, "box_inpainting": 5e-5, "phase_retrieval": 5e-5}})
 
@@ -403,8 +406,8 @@ class DAPS(Method):
         rng = torch.Generator(device=problem.measurement.device).manual_seed(seed)
         y = problem.measurement.repeat(runs, *([1] * (problem.measurement.ndim - 1)))
         x = daps_sample(teacher, problem.operator, y, variant["annealing_steps"], variant["ode_steps"],
-                        lr=variant["lr"].get(problem.task.name, 1e-4), langevin_steps=variant["langevin_steps"],
-                        rng=rng)
+                        lr=variant["lr"].get(problem.task.name, 1e-4), tau=variant["tau"],
+                        langevin_steps=variant["langevin_steps"], rng=rng)
         return x.reshape(runs, *problem.clean_shape)
 
 
@@ -447,7 +450,9 @@ DEVIATIONS = {
     "diffpir": "DiffPIR: deepinv's implementation; its lambda L weighs the data step as the official code's 2L "
                "(deepinv issue 1030); lambda 0.5 (official 1) for inpainting, 7 (official 14) for SR and deblurring, "
                "chosen on the validation split.",
-    "daps": "DAPS: this project's implementation on the EDM teacher (the paper's settings).",
+    "daps": "DAPS: this project's implementation on the EDM teacher with the authors' settings, following their "
+            "code where it differs from the paper (Langevin on ||A x0 - y||^2 / tau^2, i.e. a likelihood std of "
+            "tau/sqrt(2); truncated poly-7 grids).",
 }
 
 
