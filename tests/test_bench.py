@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ncvsd_inverse.bench import DeepinvDenoiser, load_suite, run_suite
+from ncvsd_inverse.bench import DeepinvDenoiser, load_suite, report_suite, run_suite
 from ncvsd_inverse.bench import methods as bench_methods
 from ncvsd_inverse.bench.runner import read_cells
 from ncvsd_inverse.bench.suite import SuiteError
@@ -146,6 +146,35 @@ methods:
     calls.clear()
     run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "3"))), out, resume=True, progress=False)
     assert sorted(calls) == ["bicubic", "bicubic", "ncvsd 3", "ncvsd 3"]
+
+
+def test_report_only_reports_the_finished_cells_and_runs_none(tmp_path, monkeypatch):
+    """A subset run (--methods) leaves the other cells missing; --report-only then writes the
+    whole suite's report of what is finished, says how much is missing, and runs nothing."""
+    import ncvsd_inverse.bench.runner as runner
+
+    text = """
+name: interim
+data: {folder: DATA, crop: 32, first: 2}
+tasks: [sr4x]
+runs: 2
+methods:
+  ncvsd: {steps: [2]}
+  classical: {}
+"""
+    suite_file = write_suite(tmp_path, text)
+    out = tmp_path / "out"
+    with pytest.raises(SuiteError, match="no finished cells"):
+        report_suite(load_suite(suite_file), out)
+    run_suite(load_suite(suite_file, methods=["classical"]), out, progress=False)
+    monkeypatch.setattr(runner, "timed_run", lambda *args: pytest.fail("--report-only ran a cell"))
+    records = report_suite(load_suite(suite_file), out)
+    assert [r["method"] for r in records] == ["bicubic"]
+    report = (out / "results.md").read_text()
+    assert "Interim report: 2 cells of the suite are not finished yet" in report
+    assert json.loads((out / "run.json").read_text())["missing_cells"] == 2
+    result = CliRunner().invoke(main, [str(suite_file), "--out", str(out), "--report-only"])
+    assert result.exit_code == 0 and "Interim report" in result.output
 
 
 def test_a_method_limited_to_the_first_images_keeps_its_cells(tmp_path):

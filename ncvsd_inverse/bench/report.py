@@ -84,10 +84,14 @@ def summary_rows(records: list[dict]) -> list[str]:
     return rows
 
 
-def markdown(suite: Suite, records: list[dict], digests: dict, common: list[dict] | None = None) -> str:
+def markdown(suite: Suite, records: list[dict], digests: dict, common: list[dict] | None = None,
+             missing: int = 0) -> str:
     """The report's table; ``common``: the records again on the first images only, where every
-    method ran (when some ran on fewer), as a second table for a like-for-like comparison."""
-    lines = [f"# {suite.name}", "",
+    method ran (when some ran on fewer), as a second table for a like-for-like comparison;
+    ``missing``: cells of the suite not finished yet (an interim report)."""
+    interim = [f"**Interim report: {missing} cells of the suite are not finished yet**; each row holds the "
+               "images its method has finished (the images column).", ""] if missing else []
+    lines = [f"# {suite.name}", "", *interim,
              f"{max((r['images'] for r in records), default=0)} images from `{suite.folder.name}`"
              f"{f', centre {suite.crop}x{suite.crop} crops' if suite.crop else ''}; seed {suite.seed}; "
              f"{suite.runs} runs per sampling method; network in {suite.precision}. "
@@ -175,15 +179,17 @@ def write_quality_plot(records: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def write_report(suite: Suite, cells: list[dict], out: Path, digests: dict) -> list[dict]:
-    """Write the four outputs of a finished suite into ``out``; returns the records."""
+def write_report(suite: Suite, cells: list[dict], out: Path, digests: dict, missing: int = 0) -> list[dict]:
+    """Write the four outputs of a suite's finished ``cells`` into ``out`` (``missing``: cells not
+    finished yet, said in the report); returns the records."""
     records = aggregate(suite, cells)
-    about = {"suite": suite.name, "suite_settings": suite.describe(), "machine": machine(),
+    about = {"suite": suite.name, "suite_settings": suite.describe(), "machine": machine(), "missing_cells": missing,
              "lpips": metrics.lpips_status(), "models_sha256": digests,
              "deviations": {m: DEVIATIONS[m] for m in suite.methods if m in DEVIATIONS}}
     atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
     atomic_write_text(out / "run.json", json.dumps(about, indent=2) + "\n")
-    atomic_write_text(out / "results.md", markdown(suite, records, digests, common_records(suite, cells, records)))
+    atomic_write_text(out / "results.md",
+                      markdown(suite, records, digests, common_records(suite, cells, records), missing))
     for task in suite.tasks:
         labels = list(dict.fromkeys(r["method"] for r in records if r["task"] == task))
         write_grid(task, labels, out / "images" / task, out / f"grid-{task}.png")

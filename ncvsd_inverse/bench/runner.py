@@ -151,8 +151,6 @@ def distributed() -> tuple[int, int]:
 def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu", progress: bool = True) -> list[dict]:
     """Run every cell of ``suite`` not yet in ``out`` and write the report there (rank 0).
     Returns the records of ``results.json`` (on rank 0; an empty list on other ranks)."""
-    from .report import write_report
-
     rank, world = distributed()
     if device == "cuda" and world > 1:  # one GPU per process under torchrun
         device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"
@@ -205,12 +203,34 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
         torch.distributed.barrier()
     if rank != 0:
         return []
-    all_cells = read_cells(cells_dir)
+    return _write_finished(suite, out, crops, digests, interim=False)
+
+
+def report_suite(suite: Suite, out: Path, device: str = "cpu") -> list[dict]:
+    """Write the report of the cells of ``suite`` already finished in ``out``, running none: an
+    interim report while a long suite is under way (the report says how many cells are missing).
+    Returns the records of ``results.json``."""
+    if not any((out / "cells").glob("rank*.jsonl")):
+        raise SuiteError(f"{out} holds no finished cells: run the suite first")
+    models = Models(suite.generator, suite.teacher, device)
+    digests = {kind: models.digest(kind) for kind in ("generator", "teacher")
+               if any(kind in METHODS[m].models for m in suite.methods)}
+    return _write_finished(suite, out, load_crops(suite), digests, interim=True)
+
+
+def _write_finished(suite: Suite, out: Path, crops, digests: dict, interim: bool) -> list[dict]:
+    """The report of the suite's finished cells in ``out``; with ``interim`` False every cell must be there."""
+    from .report import write_report
+
+    all_cells = read_cells(out / "cells")
     wanted = [cell["key"] for cell in plan(suite, crops, digests, list(range(len(crops)))) if cell["method"]]
-    missing = [key for key in wanted if key not in all_cells]
-    if missing:
-        raise SuiteError(f"{len(missing)} cells are missing after the run (a rank failed?): rerun with --resume")
-    return write_report(suite, [all_cells[key] for key in wanted], out, digests)
+    finished = [all_cells[key] for key in wanted if key in all_cells]
+    missing = len(wanted) - len(finished)
+    if missing and not interim:
+        raise SuiteError(f"{missing} cells are missing after the run (a rank failed?): rerun with --resume")
+    if not finished:
+        raise SuiteError(f"none of the {len(wanted)} cells of {suite.name} is finished in {out}")
+    return write_report(suite, finished, out, digests, missing=missing)
 
 
 def cell_task(method: Method, task) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ncvsd_inverse.allocator import retain_freed_memory
-from ncvsd_inverse.bench import run_suite
+from ncvsd_inverse.bench import report_suite, run_suite
 from ncvsd_inverse.bench.suite import load_suite
 from ncvsd_inverse.cli.common import user_errors
 
@@ -18,6 +18,7 @@ Examples:
   ncvsd-bench benchmarks/suites/cbsd68-quick.yaml --out runs/quick --resume
   ncvsd-bench cbsd68-quick --out runs/q --first 2 --tasks sr4x --methods ncvsd,classical
   torchrun --nproc-per-node 2 -m ncvsd_inverse.cli.bench cbsd68-quick --out runs/q --resume
+  ncvsd-bench cbsd68-quick --out runs/q --report-only        # interim report of the finished cells
 """
 
 
@@ -39,9 +40,11 @@ def _names(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--teacher", default=None, help="Teacher checkpoint or run folder instead of the suite's.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:LOCAL_RANK under torchrun).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--report-only", is_flag=True,
+              help="Run nothing: write the report of the cells already finished in --out (an interim report).")
 def main(suite: str, out: Path, resume: bool, data: Path | None, first: int | None, crop: int | None,
          tasks: tuple[str, ...], methods: tuple[str, ...], generator: str | None, teacher: str | None, device: str,
-         quiet: bool) -> None:
+         quiet: bool, report_only: bool) -> None:
     """Run the benchmark SUITE (a YAML file, or the name of one in benchmarks/suites/) and write
     results.json, results.md, grid-<task>.png and quality_vs_nfe.png into --out.
 
@@ -53,7 +56,10 @@ def main(suite: str, out: Path, resume: bool, data: Path | None, first: int | No
     with user_errors():
         checked = load_suite(suite, data=data, first=first, crop=crop, tasks=_names(tasks), methods=_names(methods),
                              generator=generator, teacher=teacher)
-        records = run_suite(checked, out, resume=resume, device=device, progress=not quiet)
+        if report_only:
+            records = report_suite(checked, out, device=device)
+        else:
+            records = run_suite(checked, out, resume=resume, device=device, progress=not quiet)
         if records:
             click.echo((out / "results.md").read_text())
 
