@@ -156,7 +156,7 @@ def test_report_only_reports_the_finished_cells_and_runs_none(tmp_path, monkeypa
     text = """
 name: interim
 data: {folder: DATA, crop: 32, first: 2}
-tasks: [sr4x]
+tasks: [sr4x, denoise]
 runs: 2
 methods:
   ncvsd: {steps: [2]}
@@ -166,13 +166,14 @@ methods:
     out = tmp_path / "out"
     with pytest.raises(SuiteError, match="no finished cells"):
         report_suite(load_suite(suite_file), out)
-    run_suite(load_suite(suite_file, methods=["classical"]), out, progress=False)
+    run_suite(load_suite(suite_file, methods=["classical"], tasks=["sr4x"]), out, progress=False)
     monkeypatch.setattr(runner, "timed_run", lambda *args: pytest.fail("--report-only ran a cell"))
     records = report_suite(load_suite(suite_file), out)
     assert [r["method"] for r in records] == ["bicubic"]
     report = (out / "results.md").read_text()
-    assert "Interim report: 2 cells of the suite are not finished yet" in report
-    assert json.loads((out / "run.json").read_text())["missing_cells"] == 2
+    assert "Interim report: 4 cells of the suite are not finished yet" in report  # denoise has no cell yet
+    assert json.loads((out / "run.json").read_text())["missing_cells"] == 4
+    assert (out / "grid-sr4x.png").exists() and not (out / "grid-denoise.png").exists()
     result = CliRunner().invoke(main, [str(suite_file), "--out", str(out), "--report-only"])
     assert result.exit_code == 0 and "Interim report" in result.output
 

@@ -192,7 +192,8 @@ def write_report(suite: Suite, cells: list[dict], out: Path, digests: dict, miss
                       markdown(suite, records, digests, common_records(suite, cells, records), missing))
     for task in suite.tasks:
         labels = list(dict.fromkeys(r["method"] for r in records if r["task"] == task))
-        write_grid(task, labels, out / "images" / task, out / f"grid-{task}.png")
+        if labels and (out / "images" / task / "clean.png").exists():  # an interim report may have none yet
+            write_grid(task, labels, out / "images" / task, out / f"grid-{task}.png")
     write_quality_plot(records, out / "quality_vs_nfe.png")
     return records
 
