@@ -122,7 +122,7 @@ def _plain_block_forward(block: Block, x: torch.Tensor, emb: torch.Tensor) -> to
 @pytest.mark.parametrize("batch", [1, 3])
 def test_fused_block_computes_edm2s_block(flavor, resample, channels, batch):
     """The block folds its constant factors into the convolutions' weights (issue 18): the same
-    function as the term-by-term formula, for one image (per-channel scale folded too) or several."""
+    function as the term-by-term formula, for one image or several."""
     torch.manual_seed(0)
     block = Block(*channels, emb_channels=12, flavor=flavor, resample=resample).eval()
     with torch.no_grad():

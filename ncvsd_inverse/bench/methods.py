@@ -34,6 +34,7 @@ from operators import (
     to_deepinv_svd,
 )
 
+from ..daps import DAPS_TAU
 from ..edm import SIGMA_MIN
 from ..models import weights_sha256
 from ..problem import Problem, with_sampler_settings
@@ -391,7 +392,7 @@ class DAPS(Method):
     adopted are not reused."""
 
     def __init__(self):
-        super().__init__("daps", {"annealing_steps": 200, "ode_steps": 5, "langevin_steps": 100, "tau": 0.01,
+        super().__init__("daps", {"annealing_steps": 200, "ode_steps": 5, "langevin_steps": 100, "tau": DAPS_TAU,
                                   "langevin": "authors-code", "runs": None,
                                   "lr": {"sr4x": 1e-4, "gaussian_deblur": 1e-4, "random_inpainting": 1e-4,
                                          "motion_deblur": 5e-5, "box_inpainting": 5e-5, "phase_retrieval": 5e-5}})

@@ -148,6 +148,12 @@ def distributed() -> tuple[int, int]:
     return (torch.distributed.get_rank(), world) if world > 1 else (0, 1)
 
 
+def model_digests(suite: Suite, models: Models) -> dict[str, str]:
+    """sha256 of the weights of each model the suite's methods use (part of every cell's key)."""
+    return {kind: models.digest(kind) for kind in ("generator", "teacher")
+            if any(kind in METHODS[m].models for m in suite.methods)}
+
+
 def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu", progress: bool = True) -> list[dict]:
     """Run every cell of ``suite`` not yet in ``out`` and write the report there (rank 0).
     Returns the records of ``results.json`` (on rank 0; an empty list on other ranks)."""
@@ -166,8 +172,7 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
     crops = load_crops(suite)
     done = read_cells(cells_dir)
     models = Models(suite.generator, suite.teacher, device)
-    digests = {kind: models.digest(kind) for kind in ("generator", "teacher")
-               if any(kind in METHODS[m].models for m in suite.methods)}
+    digests = model_digests(suite, models)
     own_cells = cells_dir / f"rank{rank}.jsonl"
     drop_cut_line(own_cells)
     mine = [index for index in range(len(crops)) if index % world == rank]
@@ -213,8 +218,7 @@ def report_suite(suite: Suite, out: Path, device: str = "cpu") -> list[dict]:
     if not any((out / "cells").glob("rank*.jsonl")):
         raise SuiteError(f"{out} holds no finished cells: run the suite first")
     models = Models(suite.generator, suite.teacher, device)
-    digests = {kind: models.digest(kind) for kind in ("generator", "teacher")
-               if any(kind in METHODS[m].models for m in suite.methods)}
+    digests = model_digests(suite, models)
     return _write_finished(suite, out, load_crops(suite), digests, interim=True)
 
 
