@@ -108,3 +108,27 @@ def hybrid_input_output(y: Tensor, shape: tuple[int, ...], padded: tuple[int, in
         outside = g - beta * projected if iteration < iterations else torch.zeros_like(g)
         g = torch.where(valid, projected, outside)
     return 2 * g[..., :height, :width].clamp(0, 1) - 1
+
+
+def twin(x: Tensor) -> Tensor:
+    """The 180-degree rotation ``x(-r)`` of images ``(..., H, W)``: the trivial ambiguity of
+    Fourier phase retrieval. Its padded FFT is ``conj(FFT(pad(x)))`` times a phase ramp, so it has
+    exactly the same magnitudes and lies on the same support; no data misfit, and no prior
+    trained with 180-degree turns, tells the two apart (docs/design.md, section 6)."""
+    return x.flip(-2, -1)
+
+
+def twin_is_closer(x: Tensor, reference: Tensor) -> Tensor:
+    """Per image of ``x`` ``(..., C, H, W)``: whether its :func:`twin` is closer to ``reference``
+    (broadcastable to ``x``) in mean squared error. Boolean, shape ``x.shape[:-3]``."""
+    as_is = (x - reference).pow(2).flatten(-3).mean(-1)
+    turned = (twin(x) - reference).pow(2).flatten(-3).mean(-1)
+    return turned < as_is
+
+
+def align_twins(x: Tensor, reference: Tensor) -> Tensor:
+    """Each image of ``x`` ``(..., C, H, W)`` or its :func:`twin`, whichever is closer to
+    ``reference`` (broadcastable to ``x``): the runs of a solver put in one orientation (reference:
+    one of them) before their mean is taken, or an estimate scored modulo the twin (reference: the
+    ground truth; for scores only, never to choose a reconstruction)."""
+    return torch.where(twin_is_closer(x, reference)[..., None, None, None], twin(x), x)

@@ -370,3 +370,20 @@ tasks: [sr4x]
 methods: {{classical: {{}}}}
 """))
     assert suite.names == (names[1], names[0])
+
+
+def test_phase_retrieval_runs_are_scored_modulo_the_twin_without_choosing_by_the_truth():
+    """The runs are put in the first run's orientation (no ground truth), then turned together if
+    that is the truth's twin; a run that landed on the other orientation than the first is turned
+    to it before the mean is taken."""
+    from ncvsd_inverse.bench.runner import modulo_twin
+    from operators.phase_retrieval import twin
+
+    torch.manual_seed(0)
+    truth = torch.rand(1, 3, 8, 8) * 2 - 1
+    first, other = twin(truth), truth + 0.01 * torch.randn_like(truth)
+    scored = modulo_twin(torch.stack([first, other]), truth)
+    assert torch.equal(scored[0], truth)  # the first run landed on the twin: turned for the score
+    assert torch.equal(scored[1], twin(twin(other)))  # turned to the first's orientation, then back
+    untouched = modulo_twin(torch.stack([truth, twin(other)]), truth)
+    assert torch.equal(untouched[1], other)

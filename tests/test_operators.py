@@ -267,3 +267,20 @@ def test_hybrid_input_output_recovers_a_noise_free_image_and_keeps_the_best_rest
     starts = [hybrid_input_output(noisy, x.shape, (32, 32), rng=rng) for _ in range(4)]
     misfits = torch.stack([operator.misfit(s, noisy) for s in starts])
     assert torch.equal(chosen, starts[int(misfits.argmin())])
+
+
+def test_the_twin_has_the_same_magnitudes_and_alignment_picks_the_closer_orientation():
+    """The 180-degree twin is phase retrieval's trivial ambiguity: the operator cannot tell it
+    from the image. ``align_twins`` turns exactly the images whose twin is closer to the reference."""
+    from operators.phase_retrieval import align_twins, twin, twin_is_closer
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 12, 10) * 2 - 1
+    operator = PhaseRetrieval(2.0)
+    assert torch.allclose(operator.forward(twin(x)), operator.forward(x), atol=1e-5)
+    assert not torch.allclose(twin(x), x)
+    mixed = torch.stack([x[0], twin(x)[1], x[2]])
+    assert twin_is_closer(mixed, x).tolist() == [False, True, False]
+    assert torch.equal(align_twins(mixed, x), x)
+    runs = torch.stack([x[:1], twin(x[:1])])  # (runs, N, C, H, W): the second run landed on the twin
+    assert torch.equal(align_twins(runs, runs[:1]), torch.stack([x[:1], x[:1]]))

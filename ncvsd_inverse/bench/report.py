@@ -84,6 +84,12 @@ def summary_rows(records: list[dict]) -> list[str]:
     return rows
 
 
+PHASE_RETRIEVAL_SCORING = (
+    "Phase retrieval is scored modulo its 180-degree twin, which has the same Fourier magnitudes: "
+    "a cell's runs are put in the first run's orientation, then turned together if that is the "
+    "truth's twin (docs/design.md, section 6). Restarts are kept by data misfit, never by the truth.")
+
+
 def markdown(suite: Suite, records: list[dict], digests: dict, common: list[dict] | None = None,
              missing: int = 0) -> str:
     """The report's table; ``common``: the records again on the first images only, where every
@@ -107,6 +113,8 @@ def markdown(suite: Suite, records: list[dict], digests: dict, common: list[dict
     lines += ["", f"LPIPS: {metrics.lpips_status()}. Machine: {machine()}.",
               "Models (sha256 of the weights): " + (", ".join(f"{k} `{v[:16]}`" for k, v in digests.items()) or "none"),
               ""]
+    if "phase_retrieval" in suite.tasks:
+        lines += [PHASE_RETRIEVAL_SCORING, ""]
     notes = [DEVIATIONS[m] for m in suite.methods if m in DEVIATIONS]
     if notes:
         lines += ["Deviations from the official defaults:", *[f"- {n}" for n in notes], ""]

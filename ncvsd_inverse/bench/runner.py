@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from operators import SuperResolution
+from operators import PhaseRetrieval, SuperResolution
+from operators.phase_retrieval import align_twins, twin, twin_is_closer
 from tasks import load_task
 
 from .. import metrics
@@ -51,6 +52,14 @@ def measurement_preview(problem, truth: torch.Tensor) -> torch.Tensor:
         return problem.operator.classical_estimate(y, problem.task.sigma_y).clamp(-1, 1)
     shown = y.clamp_min(0).log1p()
     return 2 * (shown - shown.min()) / (shown.max() - shown.min()).clamp_min(1e-12) - 1
+
+
+def modulo_twin(samples: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Phase retrieval's runs ``(R, N, C, H, W)`` as they are scored, modulo the 180-degree twin
+    (docs/design.md, section 6): put in the first run's orientation (no ground truth), then all
+    turned together where that orientation is the truth's twin."""
+    samples = align_twins(samples, samples[:1])
+    return torch.where(twin_is_closer(samples[:1], clean)[..., None, None, None], twin(samples), samples)
 
 
 def calibration(samples: torch.Tensor, clean: torch.Tensor) -> float | None:
@@ -193,6 +202,8 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
             samples, nfe, seconds = timed_run(method, problem.to(device), variant, models, cell["seed"], runs,
                                               suite.precision)
         samples = samples.cpu()  # scored on the CPU, where the ground truth and LPIPS live
+        if isinstance(problem.operator, PhaseRetrieval):
+            samples = modulo_twin(samples, truth)
         record = {"key": key, "task": task.name, "image": cell["name"], "index": index, "method": method.name,
                   "label": method.label(variant), "variant": variant, "runs": runs, "nfe": nfe,
                   "seconds_per_image": seconds, "peak_mem_mb": memory.peak_mb,
