@@ -267,7 +267,7 @@ def posterior_sample(prior: Callable, operator, y: Tensor, sigmas: Tensor, likel
         best = misfit_all.argmin(dim=0)  # (runs, batch): never chosen by ground truth
         estimate = torch.gather(estimate, 0, best[None, :, :, None, None, None].expand(1, *estimate.shape[1:]))
         misfit = misfit_all.gather(0, best[None]).squeeze(0)
-    samples = estimate[0]
+    samples = operator.align_runs(estimate[0])
     calls = getattr(prior, "calls", 0) - calls_before
     return PosteriorResult(
         samples=samples, mean=samples.mean(0), std=samples.std(0, unbiased=False), measurement=y,

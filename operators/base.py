@@ -170,6 +170,11 @@ class Operator:
         """Per-image data misfit ``||A(x) - y||^2``, ``(N,)`` (chooses among restarts, DESIGN 3.6)."""
         return ((self.forward(x) - y) ** 2).flatten(1).sum(1)
 
+    def align_runs(self, runs: Tensor) -> Tensor:
+        """Runs ``(R, N, C, H, W)`` of a solver on one measurement, put in one form where the
+        operator cannot tell several images apart (phase retrieval's twin); as they are here."""
+        return runs
+
     def gram(self, x: Tensor) -> Tensor:
         """``A^T A x``."""
         return self.adjoint(self.forward(x))

@@ -45,16 +45,22 @@ class PhaseRetrieval(Operator):
         # sqrt(re^2 + im^2 + eps) instead of abs(): differentiable where the spectrum is 0
         return (spectrum.real**2 + spectrum.imag**2 + 1e-12).sqrt()
 
+    def align_runs(self, runs: Tensor) -> Tensor:
+        """Each run ``(R, N, C, H, W)`` in the first run's orientation (:func:`align_twins`), so
+        that their mean and spread do not mix an image with its twin."""
+        return align_twins(runs, runs[:1])
+
     classical_name = "hio"
 
     def classical_estimate(self, y: Tensor, sigma_y: float, rng: torch.Generator | None = None) -> Tensor:
         """Fienup's hybrid input-output with error reduction (:func:`hybrid_input_output`),
-        :data:`HIO_RESTARTS` random starts per image, the one with the lowest data misfit kept."""
+        its colour channels in one orientation (:func:`align_channel_twins`), :data:`HIO_RESTARTS`
+        random starts per image, the one with the lowest data misfit kept."""
         shape = self.clean_shape(tuple(y.shape))
         rng = rng if rng is not None else torch.Generator(device=y.device).manual_seed(0)
         best, best_misfit = None, None
         for _ in range(HIO_RESTARTS):
-            estimate = hybrid_input_output(y, shape, self.padded_size(*shape[-2:]), rng=rng)
+            estimate = align_channel_twins(hybrid_input_output(y, shape, self.padded_size(*shape[-2:]), rng=rng))
             misfit = self.misfit(estimate, y)
             if best is None:
                 best, best_misfit = estimate, misfit
@@ -132,3 +138,27 @@ def align_twins(x: Tensor, reference: Tensor) -> Tensor:
     one of them) before their mean is taken, or an estimate scored modulo the twin (reference: the
     ground truth; for scores only, never to choose a reconstruction)."""
     return torch.where(twin_is_closer(x, reference)[..., None, None, None], twin(x), x)
+
+
+def align_channel_twins(x: Tensor) -> Tensor:
+    """Images ``(N, C, H, W)`` with each channel after the first turned to its :func:`twin` where
+    that correlates better with the channels before it (centred inner product with their sum).
+
+    Each channel's magnitudes are measured on their own, so a per-channel solver such as HIO lands
+    each channel on the image or its twin independently: on 6 of 8 validation crops (128x128) the
+    channels of HIO's estimate disagreed, which shows as false colour. The channels of a natural
+    image correlate strongly, so this puts them back in one orientation without the truth (8 of 8
+    there); which of the two orientations the whole image takes stays open."""
+    def centred(channel: Tensor) -> Tensor:
+        return channel - channel.mean((-2, -1), keepdim=True)
+
+    channels = [x[:, :1]]
+    reference = centred(x[:, :1])
+    for c in range(1, x.shape[1]):
+        channel = x[:, c : c + 1]
+        keep = (centred(channel) * reference).flatten(1).sum(1)
+        turn = (centred(twin(channel)) * reference).flatten(1).sum(1)
+        channel = torch.where((turn > keep)[:, None, None, None], twin(channel), channel)
+        channels.append(channel)
+        reference = reference + centred(channel)
+    return torch.cat(channels, 1)

@@ -382,8 +382,8 @@ def test_phase_retrieval_runs_are_scored_modulo_the_twin_without_choosing_by_the
     torch.manual_seed(0)
     truth = torch.rand(1, 3, 8, 8) * 2 - 1
     first, other = twin(truth), truth + 0.01 * torch.randn_like(truth)
-    scored = modulo_twin(torch.stack([first, other]), truth)
+    scored = modulo_twin(PhaseRetrieval().align_runs(torch.stack([first, other])), truth)
     assert torch.equal(scored[0], truth)  # the first run landed on the twin: turned for the score
     assert torch.equal(scored[1], twin(twin(other)))  # turned to the first's orientation, then back
-    untouched = modulo_twin(torch.stack([truth, twin(other)]), truth)
+    untouched = modulo_twin(PhaseRetrieval().align_runs(torch.stack([truth, twin(other)])), truth)
     assert torch.equal(untouched[1], other)

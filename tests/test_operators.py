@@ -284,3 +284,19 @@ def test_the_twin_has_the_same_magnitudes_and_alignment_picks_the_closer_orienta
     assert torch.equal(align_twins(mixed, x), x)
     runs = torch.stack([x[:1], twin(x[:1])])  # (runs, N, C, H, W): the second run landed on the twin
     assert torch.equal(align_twins(runs, runs[:1]), torch.stack([x[:1], x[:1]]))
+
+
+def test_channel_twins_are_put_in_the_first_channels_orientation():
+    """HIO solves each colour channel on its own, so channels land on the image or its twin
+    independently; aligning them by their correlation restores one orientation, whichever the
+    first channel has, and leaves an aligned image as it is."""
+    from operators.phase_retrieval import align_channel_twins, twin
+
+    torch.manual_seed(0)
+    base = torch.nn.functional.avg_pool2d(torch.rand(2, 1, 20, 20), 5, 1)
+    image = torch.cat([base, 0.8 * base + 0.05 * torch.randn_like(base), 1.2 * base - 0.1], 1)
+    mixed = torch.cat([image[:, :1], twin(image[:, 1:2]), image[:, 2:]], 1)
+    assert torch.equal(align_channel_twins(mixed), image)
+    turned_first = torch.cat([twin(image[:, :1]), image[:, 1:2], twin(image[:, 2:])], 1)
+    assert torch.equal(align_channel_twins(turned_first), twin(image))
+    assert torch.equal(align_channel_twins(image), image)

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from operators import PhaseRetrieval, SuperResolution
-from operators.phase_retrieval import align_twins, twin, twin_is_closer
+from operators.phase_retrieval import twin, twin_is_closer
 from tasks import load_task
 
 from .. import metrics
@@ -55,10 +55,9 @@ def measurement_preview(problem, truth: torch.Tensor) -> torch.Tensor:
 
 
 def modulo_twin(samples: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-    """Phase retrieval's runs ``(R, N, C, H, W)`` as they are scored, modulo the 180-degree twin
-    (docs/design.md, section 6): put in the first run's orientation (no ground truth), then all
-    turned together where that orientation is the truth's twin."""
-    samples = align_twins(samples, samples[:1])
+    """Phase retrieval's runs ``(R, N, C, H, W)``, already in one orientation
+    (:meth:`PhaseRetrieval.align_runs`), turned together where that orientation is the truth's
+    180-degree twin: the score modulo the trivial ambiguity (docs/design.md, section 6)."""
     return torch.where(twin_is_closer(samples[:1], clean)[..., None, None, None], twin(samples), samples)
 
 
@@ -201,7 +200,9 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
         with PeakMemory(device) as memory:
             samples, nfe, seconds = timed_run(method, problem.to(device), variant, models, cell["seed"], runs,
                                               suite.precision)
-        samples = samples.cpu()  # scored on the CPU, where the ground truth and LPIPS live
+        # scored on the CPU, where the ground truth and LPIPS live; the runs in one form (the peers'
+        # phase-retrieval runs are not yet in one orientation)
+        samples = problem.operator.align_runs(samples.cpu())
         if isinstance(problem.operator, PhaseRetrieval):
             samples = modulo_twin(samples, truth)
         record = {"key": key, "task": task.name, "image": cell["name"], "index": index, "method": method.name,
