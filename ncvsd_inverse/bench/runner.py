@@ -43,15 +43,16 @@ def load_crops(suite: Suite) -> list[tuple[str, torch.Tensor]]:
 
 def measurement_preview(problem, truth: torch.Tensor) -> torch.Tensor:
     """The measurement as an image for the grid: itself where it has the clean image's size,
-    bicubic upsampling for SR, else (phase retrieval's Fourier magnitudes) its log scaled to
-    [-1, 1]; never a costly reconstruction."""
+    bicubic upsampling for SR, else (phase retrieval's Fourier magnitudes) its log with the zero
+    frequency centred, the 1st-99th percentiles scaled to [-1, 1]; never a costly reconstruction."""
     y = problem.measurement
     if y.shape[-2:] == truth.shape[-2:]:
         return y.clamp(-1, 1)
     if isinstance(problem.operator, SuperResolution):
         return problem.operator.classical_estimate(y, problem.task.sigma_y).clamp(-1, 1)
-    shown = y.clamp_min(0).log1p()
-    return 2 * (shown - shown.min()) / (shown.max() - shown.min()).clamp_min(1e-12) - 1
+    shown = torch.fft.fftshift(y.clamp_min(1e-3).log(), dim=(-2, -1))
+    low, high = torch.quantile(shown.flatten(), torch.tensor([0.01, 0.99], dtype=shown.dtype))
+    return (2 * (shown - low) / (high - low).clamp_min(1e-12) - 1).clamp(-1, 1)
 
 
 def modulo_twin(samples: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
