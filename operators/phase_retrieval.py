@@ -162,3 +162,11 @@ def align_channel_twins(x: Tensor) -> Tensor:
         channels.append(channel)
         reference = reference + centred(channel)
     return torch.cat(channels, 1)
+
+
+def modulo_twin(runs: Tensor, clean: Tensor) -> Tensor:
+    """Runs ``(R, N, C, H, W)`` of a solver, already in one orientation
+    (:meth:`PhaseRetrieval.align_runs`), turned together where that orientation is the truth's
+    (``clean``, ``(N, C, H, W)``) twin: what is scored, modulo the trivial ambiguity
+    (docs/design.md, section 6). For scores only, never to choose a reconstruction."""
+    return torch.where(twin_is_closer(runs[:1], clean)[..., None, None, None], twin(runs), runs)

@@ -376,8 +376,7 @@ def test_phase_retrieval_runs_are_scored_modulo_the_twin_without_choosing_by_the
     """The runs are put in the first run's orientation (no ground truth), then turned together if
     that is the truth's twin; a run that landed on the other orientation than the first is turned
     to it before the mean is taken."""
-    from ncvsd_inverse.bench.runner import modulo_twin
-    from operators.phase_retrieval import twin
+    from operators.phase_retrieval import modulo_twin, twin
 
     torch.manual_seed(0)
     truth = torch.rand(1, 3, 8, 8) * 2 - 1

@@ -90,8 +90,23 @@ def test_phase_retrieval_keeps_lowest_misfit(small_images, tiny_models):
 
     task = load_task("phase_retrieval")
     y = task.build_operator(clean.shape).measure(clean, 0.05, torch.Generator().manual_seed(0))
-    result = solve(y, task, model=generator, steps=2, runs=2)
-    assert result.mean.shape == clean.shape and result.misfit.shape == (2, 1)
+    result = solve(y, task, model=generator, steps=2, runs=3)
+    assert result.mean.shape == clean.shape and result.misfit.shape == (3, 1)
+    from operators.phase_retrieval import twin_is_closer
+
+    assert not twin_is_closer(result.samples, result.samples[:1]).any()  # the runs in one orientation
+
+
+def test_phase_retrieval_simulate_is_scored_modulo_the_twin(small_images, tiny_models):
+    _, generator = tiny_models
+    clean = small_images / "small.png"
+    write_image(read_image(small_images / "clean.png")[..., :16, :16], clean)
+    report = small_images / "phase.json"
+    result = invoke("--task", "phase_retrieval", clean, "--simulate", "--model", generator, "--steps", 2,
+                    "--report", report)
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["scored_modulo_twin"] is True
+    assert "modulo the 180-degree rotation" in result.output
 
 
 def test_bad_inputs_exit_2_and_write_nothing(small_images, tiny_models, tmp_path):

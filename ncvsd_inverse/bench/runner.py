@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from operators import PhaseRetrieval, SuperResolution
-from operators.phase_retrieval import twin, twin_is_closer
+from operators.phase_retrieval import modulo_twin
 from tasks import load_task
 
 from .. import metrics
@@ -53,13 +53,6 @@ def measurement_preview(problem, truth: torch.Tensor) -> torch.Tensor:
     shown = torch.fft.fftshift(y.clamp_min(1e-3).log(), dim=(-2, -1))
     low, high = torch.quantile(shown.flatten(), torch.tensor([0.01, 0.99], dtype=shown.dtype))
     return (2 * (shown - low) / (high - low).clamp_min(1e-12) - 1).clamp(-1, 1)
-
-
-def modulo_twin(samples: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-    """Phase retrieval's runs ``(R, N, C, H, W)``, already in one orientation
-    (:meth:`PhaseRetrieval.align_runs`), turned together where that orientation is the truth's
-    180-degree twin: the score modulo the trivial ambiguity (docs/design.md, section 6)."""
-    return torch.where(twin_is_closer(samples[:1], clean)[..., None, None, None], twin(samples), samples)
 
 
 def calibration(samples: torch.Tensor, clean: torch.Tensor) -> float | None:

@@ -18,7 +18,8 @@ from ncvsd_inverse.files import atomic_write_text
 from ncvsd_inverse.io import ImageReadError, read_image, read_mask, write_image
 from ncvsd_inverse.problem import pose_problem, simulate_problem
 from ncvsd_inverse.sampling import PRECISIONS, resolve_precision
-from operators import ImageTooSmallError
+from operators import ImageTooSmallError, PhaseRetrieval
+from operators.phase_retrieval import modulo_twin
 from tasks import available_tasks, load_task
 
 EXAMPLES = """
@@ -191,8 +192,12 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
                    "seconds_per_image": round(result.seconds / observed.shape[0], 3),
                    "outside_network_fraction": round(result.outside_network_fraction, 4)}
         if clean is not None:
-            summary["mean"] = metrics.image_scores(estimate, clean, lpips_weights)
-            summary["sample"] = metrics.image_scores(result.samples[0].cpu(), clean, lpips_weights)
+            scored = result.samples.cpu()
+            if isinstance(problem.operator, PhaseRetrieval):  # an image and its twin are one answer
+                scored = modulo_twin(scored, clean)
+                summary["scored_modulo_twin"] = True
+            summary["mean"] = metrics.image_scores(scored.mean(0), clean, lpips_weights)
+            summary["sample"] = metrics.image_scores(scored[0], clean, lpips_weights)
             if summary["mean"]["lpips"] is None:
                 too_small = min(estimate.shape[-2:]) < metrics.LPIPS_MIN_SIZE["alex"]
                 summary["lpips_note"] = (f"LPIPS needs images of at least {metrics.LPIPS_MIN_SIZE['alex']} pixels "
@@ -205,4 +210,6 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
                 m = summary["mean"]
                 lp = "unavailable" if m["lpips"] is None else f"{m['lpips']:.4f}"
                 line += f"; PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, LPIPS {lp}"
+                if summary.get("scored_modulo_twin"):
+                    line += "; scored modulo the 180-degree rotation, which has the same magnitudes"
             click.echo(line + ")", err=True)
