@@ -175,6 +175,13 @@ class Operator:
         operator cannot tell several images apart (phase retrieval's twin); as they are here."""
         return runs
 
+    def modulo_ambiguity(self, runs: Tensor, clean: Tensor) -> Tensor:
+        """Runs ``(R, N, C, H, W)``, already aligned (:meth:`align_runs`), as they are scored
+        against the truth ``clean`` ``(N, C, H, W)`` where the operator cannot tell several images
+        apart (phase retrieval: modulo its twin); as they are here. For scores only, never to
+        choose a reconstruction."""
+        return runs
+
     def gram(self, x: Tensor) -> Tensor:
         """``A^T A x``."""
         return self.adjoint(self.forward(x))

@@ -50,6 +50,10 @@ class PhaseRetrieval(Operator):
         that their mean and spread do not mix an image with its twin."""
         return align_twins(runs, runs[:1])
 
+    def modulo_ambiguity(self, runs: Tensor, clean: Tensor) -> Tensor:
+        """Aligned runs turned together where their orientation is the truth's twin (:func:`modulo_twin`)."""
+        return modulo_twin(runs, clean)
+
     classical_name = "hio"
 
     def classical_estimate(self, y: Tensor, sigma_y: float, rng: torch.Generator | None = None) -> Tensor:
@@ -124,6 +128,12 @@ def twin(x: Tensor) -> Tensor:
     return x.flip(-2, -1)
 
 
+def turned_where(x: Tensor, turn: Tensor) -> Tensor:
+    """Images ``x`` ``(..., C, H, W)`` with those flagged in ``turn`` (boolean, broadcastable to
+    ``x.shape[:-3]``) replaced by their :func:`twin`."""
+    return torch.where(turn[..., None, None, None], twin(x), x)
+
+
 def twin_is_closer(x: Tensor, reference: Tensor) -> Tensor:
     """Per image of ``x`` ``(..., C, H, W)``: whether its :func:`twin` is closer to ``reference``
     (broadcastable to ``x``) in mean squared error. Boolean, shape ``x.shape[:-3]``."""
@@ -137,7 +147,7 @@ def align_twins(x: Tensor, reference: Tensor) -> Tensor:
     ``reference`` (broadcastable to ``x``): the runs of a solver put in one orientation (reference:
     one of them) before their mean is taken, or an estimate scored modulo the twin (reference: the
     ground truth; for scores only, never to choose a reconstruction)."""
-    return torch.where(twin_is_closer(x, reference)[..., None, None, None], twin(x), x)
+    return turned_where(x, twin_is_closer(x, reference))
 
 
 def align_channel_twins(x: Tensor) -> Tensor:
@@ -158,7 +168,7 @@ def align_channel_twins(x: Tensor) -> Tensor:
         channel = x[:, c : c + 1]
         keep = (centred(channel) * reference).flatten(1).sum(1)
         turn = (centred(twin(channel)) * reference).flatten(1).sum(1)
-        channel = torch.where((turn > keep)[:, None, None, None], twin(channel), channel)
+        channel = turned_where(channel, turn > keep)
         channels.append(channel)
         reference = reference + centred(channel)
     return torch.cat(channels, 1)
@@ -169,4 +179,4 @@ def modulo_twin(runs: Tensor, clean: Tensor) -> Tensor:
     (:meth:`PhaseRetrieval.align_runs`), turned together where that orientation is the truth's
     (``clean``, ``(N, C, H, W)``) twin: what is scored, modulo the trivial ambiguity
     (docs/design.md, section 6). For scores only, never to choose a reconstruction."""
-    return torch.where(twin_is_closer(runs[:1], clean)[..., None, None, None], twin(runs), runs)
+    return turned_where(runs, twin_is_closer(runs[:1], clean))

@@ -21,8 +21,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from operators import PhaseRetrieval, SuperResolution
-from operators.phase_retrieval import modulo_twin
+from operators import SuperResolution
 from tasks import load_task
 
 from .. import metrics
@@ -195,10 +194,8 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
             samples, nfe, seconds = timed_run(method, problem.to(device), variant, models, cell["seed"], runs,
                                               suite.precision)
         # scored on the CPU, where the ground truth and LPIPS live; the runs in one form (the peers'
-        # phase-retrieval runs are not yet in one orientation)
-        samples = problem.operator.align_runs(samples.cpu())
-        if isinstance(problem.operator, PhaseRetrieval):
-            samples = modulo_twin(samples, truth)
+        # phase-retrieval runs are not yet in one orientation), modulo the operator's ambiguity
+        samples = problem.operator.modulo_ambiguity(problem.operator.align_runs(samples.cpu()), truth)
         record = {"key": key, "task": task.name, "image": cell["name"], "index": index, "method": method.name,
                   "label": method.label(variant), "variant": variant, "runs": runs, "nfe": nfe,
                   "seconds_per_image": seconds, "peak_mem_mb": memory.peak_mb,

@@ -19,7 +19,6 @@ from ncvsd_inverse.io import ImageReadError, read_image, read_mask, write_image
 from ncvsd_inverse.problem import pose_problem, simulate_problem
 from ncvsd_inverse.sampling import PRECISIONS, resolve_precision
 from operators import ImageTooSmallError, PhaseRetrieval
-from operators.phase_retrieval import modulo_twin
 from tasks import available_tasks, load_task
 
 EXAMPLES = """
@@ -192,9 +191,8 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
                    "seconds_per_image": round(result.seconds / observed.shape[0], 3),
                    "outside_network_fraction": round(result.outside_network_fraction, 4)}
         if clean is not None:
-            scored = result.samples.cpu()
+            scored = problem.operator.modulo_ambiguity(result.samples.cpu(), clean)
             if isinstance(problem.operator, PhaseRetrieval):  # an image and its twin are one answer
-                scored = modulo_twin(scored, clean)
                 summary["scored_modulo_twin"] = True
             summary["mean"] = metrics.image_scores(scored.mean(0), clean, lpips_weights)
             summary["sample"] = metrics.image_scores(scored[0], clean, lpips_weights)
