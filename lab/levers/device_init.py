@@ -11,6 +11,11 @@ the generator's EMA weights, so only the fake score has to travel:
         ncvsd_inverse/default_model/generator.safetensors /tmp/init.safetensors
     ncvsd-distill ... --init-from /tmp/init.safetensors
 
+A run that goes on in a later session on the CPU can be committed without its optimiser
+moments (less than half the size; ``--resume`` from it restarts Adam's moments from zero):
+
+    python lab/levers/device_init.py slim runs/ncvsd-4level lab/runs/ncvsd-4level
+
 The joined checkpoint starts the generator's raw weights from its EMA weights and the optimisers
 from zero moments (no ``opt.*`` tensors): a fine-tune from it is not the bit-for-bit continuation
 that ``--resume`` gives, so compare it against a control run started the same way.
@@ -19,12 +24,13 @@ that ``--resume`` gives, so compare it against a control run started the same wa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ncvsd_inverse.checkpoints import read_checkpoint  # noqa: E402
+from ncvsd_inverse.checkpoints import read_checkpoint, save_checkpoint  # noqa: E402
 from ncvsd_inverse.cli.export import write_model_file  # noqa: E402
 
 
@@ -52,6 +58,18 @@ def join(fake_file: Path, generator_file: Path, out: Path) -> None:
     _write(out, tensors, config, meta)
 
 
+def slim(checkpoint: Path, out_dir: Path) -> None:
+    """``out_dir/latest.safetensors`` (+ ``.json``), plain files: the checkpoint (file or run folder)
+    without its optimiser moments (``opt.*``), at the same step; a run folder to ``--resume``."""
+    tensors, meta = read_checkpoint(checkpoint)
+    kept = {k: v for k, v in tensors.items() if not k.startswith("opt.")}
+    config = {**meta["config"], "slimmed_from": str(checkpoint)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = save_checkpoint(out_dir, meta["step"], kept, config, meta.get("stats"))
+    for suffix in (".safetensors", ".json"):
+        os.replace(written.with_suffix(suffix), out_dir / f"latest{suffix}")
+
+
 def _write(out: Path, tensors: dict, config: dict, meta: dict) -> None:
     """``out`` (+ ``.json``) at ``meta``'s step, written like an exported model file."""
     if out.suffix != ".safetensors":
@@ -69,11 +87,16 @@ def main() -> None:
     p.add_argument("fake_file", type=Path)
     p.add_argument("generator_file", type=Path)
     p.add_argument("out", type=Path)
+    p = sub.add_parser("slim")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out_dir", type=Path)
     args = parser.parse_args()
     if args.action == "split":
         split(args.checkpoint, args.out)
-    else:
+    elif args.action == "join":
         join(args.fake_file, args.generator_file, args.out)
+    else:
+        slim(args.checkpoint, args.out_dir)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,36 @@ def test_device_init_joins_an_export_and_a_fake_score_into_a_startable_checkpoin
     assert run.step == source_meta["step"] + 1
     with pytest.raises(SystemExit, match="not a distillation checkpoint"):
         device_init.split(tiny_models[0] / "latest.safetensors", tmp_path / "x.safetensors")
+
+
+def test_device_init_slim_drops_only_the_optimiser_and_resumes(tiny_models, tmp_path):
+    """slim: every tensor but ``opt.*`` kept bit for bit, the step kept, and ``--resume`` from a
+    folder holding only the slimmed checkpoint goes on from that step."""
+    import dataclasses
+
+    import torch
+
+    import device_init
+
+    from ncvsd_inverse import training
+    from ncvsd_inverse.checkpoints import read_checkpoint
+    from ncvsd_inverse.models import load_teacher
+
+    _, generator_dir = tiny_models
+    source, source_meta = read_checkpoint(generator_dir)
+    assert any(k.startswith("opt.") for k in source)
+    device_init.slim(generator_dir, tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["latest.json", "latest.safetensors"]
+    assert not (tmp_path / "run" / "latest.safetensors").is_symlink()
+    slimmed, meta = read_checkpoint(tmp_path / "run")
+    assert meta["step"] == source_meta["step"]
+    assert set(slimmed) == {k for k in source if not k.startswith("opt.")}
+    assert all(torch.equal(slimmed[k], source[k]) for k in slimmed)
+
+    _, cfg = training.load_preset("tiny")
+    teacher = load_teacher(tiny_models[0])
+    g, f, _ = training.build_distillation_nets(teacher, cfg)
+    run = training.distill(teacher, g, f, training.PatchDataset(DATA, cfg.patch),
+                           dataclasses.replace(cfg, steps=source_meta["step"] + 1, val_every=100),
+                           tmp_path / "run", quiet=True, resume=True)
+    assert run.step == source_meta["step"] + 1
