@@ -1,8 +1,8 @@
 """Issue 17, goal 5: the cost of one 256x256 network evaluation of a generator distilled from a
 candidate teacher, against the shipped generator, in one run (float32 and bfloat16 autocast).
 
-The candidate generator is built from the teacher checkpoint as distillation builds it (its
-weights do not matter for the time). Writes JSON; run it on a quiet CPU:
+The candidate generator is built from the teacher checkpoint by distillation's own
+``build_distillation_nets`` with a preset's recipe (its weights do not matter for the time). Writes JSON; run it on a quiet CPU:
 
     python lab/levers/teacher_arch/generator_cost.py runs/teacher-4level \
         --out lab/results/teacher_arch/generator_cost.json
@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 from ncvsd_inverse.api import load_model
-from ncvsd_inverse.edm import NOISE_INFLATION
 from ncvsd_inverse.models import load_teacher
-from ncvsd_inverse.networks import ConditionalDenoiser, GenerativeDenoiser, count_parameters
+from ncvsd_inverse.networks import count_parameters
 from ncvsd_inverse.sampling import native_bfloat16
+from ncvsd_inverse.training import build_distillation_nets, load_preset
 
 
 def seconds_per_call(generator: torch.nn.Module, size: int, dtype: torch.dtype | None, repeats: int) -> float:
@@ -40,11 +40,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("teacher", type=Path, help="candidate teacher checkpoint or run folder")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--preset", default="cpu-small", help="distillation recipe the generator is built with")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    candidate = GenerativeDenoiser(ConditionalDenoiser.init_from(load_teacher(args.teacher), "cond"),
-                                   NOISE_INFLATION).eval()
+    candidate, _, _ = build_distillation_nets(load_teacher(args.teacher), load_preset(args.preset)[1])
+    candidate.eval()
     generators = {"shipped": load_model(None, "generator", "cpu"), "candidate": candidate}
     precisions = {"float32": None, **({"bfloat16": torch.bfloat16} if native_bfloat16() else {})}
     rows = {}

@@ -14,7 +14,7 @@ import sys
 
 def main(path: str) -> None:
     rows = {(row["task"], row["method"]): row for row in json.load(open(path))}
-    tasks = sorted({task for task, _ in rows}, key=lambda t: [task for task, _ in rows].index(t))
+    tasks = list(dict.fromkeys(task for task, _ in rows))  # in the file's order
     print("| NFE | task | LPIPS one sample: ncvsd / teacher | PSNR mean of runs: ncvsd / teacher (diff) "
           "| calibration: ncvsd / teacher |")
     print("|---|---|---|---|---|")
