@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 
 def main(path: str) -> None:
-    rows = {(row["task"], row["method"]): row for row in json.load(open(path))}
+    rows = {(row["task"], row["method"]): row for row in json.loads(Path(path).read_text())}
     tasks = list(dict.fromkeys(task for task, _ in rows))  # in the file's order
     print("| NFE | task | LPIPS one sample: ncvsd / teacher | PSNR mean of runs: ncvsd / teacher (diff) "
           "| calibration: ncvsd / teacher |")
