@@ -10,6 +10,8 @@
 #   stage 1: lab/levers/distill-4level.yaml to step 3700        -> runs/ncvsd-4level
 #   stage 2: cpu-small-finetune (low lr) to step 4200           -> runs/ncvsd-4level-ft
 #   stage 3: cpu-small-mean4 (the posterior-mean term) to 5205  -> runs/ncvsd-4level-mean4
+# Read results/ncvsd_4level/README.md first: stage 1 as committed (step 1200) drifts towards noisy
+# samples at sigma 0.5 after step 1200; change its recipe before running the chain to the end.
 set -euo pipefail
 common=(--teacher runs/teacher-4level --data ../shared/data/cbsd432
         --exclude benchmarks/splits/cbsd432_train_exclude.txt
