@@ -21,9 +21,12 @@ def validation_rows(stats: Path) -> list[dict]:
 
 
 def table_line(name: str, r: dict) -> str:
-    gap = {s: (r[f"val_mmse_{s}"] - r[f"val_mean8_{s}"], r[f"val_mmse_{s}"] - r[f"val_one_{s}"]) for s in ("0.2", "0.5")}
-    return (f"| {name} | {r['step']} | {gap['0.2'][0]:.2f} / {gap['0.5'][0]:.2f} | "
-            f"{gap['0.2'][1]:.2f} / {gap['0.5'][1]:.2f} | {r['val_sharp_0.2']:.2f} / {r['val_sharp_0.5']:.2f} |")
+    def at_both_sigmas(value) -> str:
+        return " / ".join(f"{value(s):.2f}" for s in ("0.2", "0.5"))
+    mean8_gap = at_both_sigmas(lambda s: r[f"val_mmse_{s}"] - r[f"val_mean8_{s}"])
+    one_gap = at_both_sigmas(lambda s: r[f"val_mmse_{s}"] - r[f"val_one_{s}"])
+    sharpness = at_both_sigmas(lambda s: r[f"val_sharp_{s}"])
+    return f"| {name} | {r['step']} | {mean8_gap} | {one_gap} | {sharpness} |"
 
 
 def main() -> None:
