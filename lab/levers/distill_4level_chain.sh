@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Issue 17: the 4-level generator's three distillation stages (the shipped recipe, MODEL_CARD.md)
-# run one after another, each resumable. Run from the repository root, in the background:
+# Issue 17: the best 4-level generator so far (lab/runs/ncvsd-4level, step 2200, digest
+# 0d49a144d3cf97d6) from the 4-level teacher, as four stages run one after another, each
+# resumable. Run from the repository root, in the background:
 #
-#   mkdir -p runs && cp -r lab/runs/teacher-4level lab/runs/ncvsd-4level runs/   # first time only
-#   nohup nice -n 5 bash lab/levers/distill_4level_chain.sh >> runs/ncvsd-4level.log 2>&1 &
+#   mkdir -p runs && cp -r lab/runs/teacher-4level runs/   # first time only
+#   nohup nice -n 5 bash lab/levers/distill_4level_chain.sh >> runs/ncvsd-4level-chain.log 2>&1 &
 #
 # Stop it with `pkill -TERM -f ncvsd-distill`: the running stage checkpoints and the chain stops
 # (a stage only starts once the previous one wrote its last checkpoint). Run it again to go on.
-#   stage 1: lab/levers/distill-4level.yaml to step 3700        -> runs/ncvsd-4level
-#   stage 2: cpu-small-finetune (low lr) to step 4200           -> runs/ncvsd-4level-ft
-#   stage 3: cpu-small-mean4 (the posterior-mean term) to 5205  -> runs/ncvsd-4level-mean4
-# Read results/ncvsd_4level/README.md first: stage 1 as committed (step 1200) drifts towards noisy
-# samples at sigma 0.5 after step 1200; change its recipe before running the chain to the end.
+#   stage 1: distill-4level.yaml (the cpu-small recipe) to step 1200   -> runs/ncvsd-4level-s1
+#   stage 2: distill-4level-mean4.yaml (posterior-mean term 4) to 1400 -> runs/ncvsd-4level-mean4
+#   stage 3: distill-4level-mean4-fakelr.yaml (low generator lr, half
+#            the fake score's lr) to 1600                              -> runs/ncvsd-4level-mean4-fakelr
+#   stage 4: distill-4level-mean16-fakelr.yaml (term 16) to 2200       -> runs/ncvsd-4level-mean16
+# The committed run made these stages as branches, each from the best checkpoint of the one before,
+# on the 2-core CPU (results/ncvsd_4level/README.md); its stage 1 was also resumed once from a slim
+# checkpoint at step 1063, so a rerun is close to it, not identical. Each later stage drifts
+# towards noisy samples at sigma 0.5 if run past its end step.
 set -euo pipefail
 common=(--teacher runs/teacher-4level --data ../shared/data/cbsd432
         --exclude benchmarks/splits/cbsd432_train_exclude.txt
@@ -26,12 +31,15 @@ stage() {
   if [ -e "$out/latest.safetensors" ]; then
     ncvsd-distill "${common[@]}" --preset "$preset" --out "$out" --resume --steps "$steps"
   else
-    ncvsd-distill "${common[@]}" --preset "$preset" --out "$out" --init-from "$init" --steps "$steps"
+    ncvsd-distill "${common[@]}" --preset "$preset" --out "$out" ${init:+--init-from "$init"} --steps "$steps"
   fi
   [ -e "$final" ] || { echo "stopped before step $steps of $out"; return 1; }
 }
 
-stage runs/ncvsd-4level lab/levers/distill-4level.yaml 3700 ""
-stage runs/ncvsd-4level-ft cpu-small-finetune 4200 runs/ncvsd-4level/checkpoint-0003700.safetensors
-stage runs/ncvsd-4level-mean4 cpu-small-mean4 5205 runs/ncvsd-4level-ft/checkpoint-0004200.safetensors
-echo "all three stages done: runs/ncvsd-4level-mean4/checkpoint-0005205.safetensors"
+stage runs/ncvsd-4level-s1 lab/levers/distill-4level.yaml 1200 ""
+stage runs/ncvsd-4level-mean4 lab/levers/distill-4level-mean4.yaml 1400 runs/ncvsd-4level-s1/checkpoint-0001200.safetensors
+stage runs/ncvsd-4level-mean4-fakelr lab/levers/distill-4level-mean4-fakelr.yaml 1600 \
+  runs/ncvsd-4level-mean4/checkpoint-0001400.safetensors
+stage runs/ncvsd-4level-mean16 lab/levers/distill-4level-mean16-fakelr.yaml 2200 \
+  runs/ncvsd-4level-mean4-fakelr/checkpoint-0001600.safetensors
+echo "all four stages done: runs/ncvsd-4level-mean16/checkpoint-0002200.safetensors"
