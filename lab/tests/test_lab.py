@@ -121,17 +121,20 @@ def test_compare_quick_averages_only_the_images_both_runs_finished(tmp_path, cap
 
     def cells(out, rows):
         (out / "cells").mkdir(parents=True)
-        lines = [json.dumps({"task": "sr4x", "label": "ncvsd 20", "image": image,
+        lines = [json.dumps({"key": image, "task": "sr4x", "label": "ncvsd 20", "image": image,
                              "one": {"psnr": psnr, "lpips": 0.3}, "mean": {"psnr": psnr + 1, "lpips": 0.2}})
                  for image, psnr in rows]
         (out / "cells" / "rank0.jsonl").write_text("\n".join(lines) + "\n")
 
     cells(tmp_path / "new", [("a.png", 24.0), ("b.png", 26.0)])
     cells(tmp_path / "old", [("a.png", 23.0), ("b.png", 20.0), ("c.png", 30.0)])
-    with (tmp_path / "new" / "cells" / "rank0.jsonl").open("a") as handle:  # a rerun replaces b's first cell
-        handle.write(json.dumps({"task": "sr4x", "label": "ncvsd 20", "image": "b.png",
+    # a rerun replaces b's first cell; a kill cut the last line
+    with (tmp_path / "new" / "cells" / "rank0.jsonl").open("a") as handle:
+        handle.write(json.dumps({"key": "b-rerun", "task": "sr4x", "label": "ncvsd 20", "image": "b.png",
                                  "one": {"psnr": 22.0, "lpips": 0.3}, "mean": {"psnr": 23.0, "lpips": 0.2}}) + "\n")
+        handle.write('{"key": "cut by a kill", "task": "sr4x", ')
     monkeypatch.setattr(sys, "argv", ["compare_quick.py", str(tmp_path / "new"), str(tmp_path / "old")])
     compare_quick.main()
     row = capsys.readouterr().out.splitlines()[-1]
-    assert row.startswith("| sr4x | ncvsd 20 | 2 | 23.00 / 21.50 (+1.50) | 0.300 / 0.300 (+0.000) | 24.00 / 22.50 (+1.50)")
+    assert row.startswith("| sr4x | ncvsd 20 | 2 | 23.00 / 21.50 (+1.50) | 0.300 / 0.300 (+0.000) "
+                          "| 24.00 / 22.50 (+1.50)")

@@ -2,7 +2,7 @@
 
     python lab/results/ncvsd_4level/compare_quick.py NEW_OUT OLD_OUT
 
-NEW_OUT and OLD_OUT are ``ncvsd-bench --out`` folders (their ``cells/*.jsonl``; a run still going
+NEW_OUT and OLD_OUT are ``ncvsd-bench --out`` folders (their ``cells/rank*.jsonl``; a run still going
 is fine). For each (task, method label) of NEW_OUT: the number of images both runs finished, and
 on those images the one-sample PSNR / LPIPS and the mean-of-runs PSNR / LPIPS of each run, with
 the difference new - old (PSNR up and LPIPS down are better). Prints Markdown.
@@ -10,31 +10,24 @@ the difference new - old (PSNR up and LPIPS down are better). Prints Markdown.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+from ncvsd_inverse.bench.report import _mean as mean_or_none
+from ncvsd_inverse.bench.runner import read_cells
 
 METRICS = (("one", "psnr"), ("one", "lpips"), ("mean", "psnr"), ("mean", "lpips"))
 
 
 def finished_cells(out: Path) -> dict[tuple[str, str, str], dict]:
-    """The cells of a bench folder keyed by (task, label, image); a later line replaces an earlier one."""
-    cells = {}
-    for path in sorted((out / "cells").glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                cell = json.loads(line)
-                cells[(cell["task"], cell["label"], cell["image"])] = cell
-    return cells
+    """The cells of a bench folder keyed by (task, label, image); a later cell (a rerun under changed
+    settings) replaces an earlier one. A last line cut by a kill is left out, as the runner does."""
+    return {(cell["task"], cell["label"], cell["image"]): cell for cell in read_cells(out / "cells").values()}
 
 
 def metric(cell: dict, part: str, name: str) -> float | None:
     return (cell.get(part) or {}).get(name)
-
-
-def mean_or_none(values: list) -> float | None:
-    return None if not values or any(v is None for v in values) else sum(values) / len(values)
 
 
 def column(new: float | None, old: float | None) -> str:
