@@ -146,6 +146,11 @@ methods:
     calls.clear()
     run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "3"))), out, resume=True, progress=False)
     assert sorted(calls) == ["bicubic", "bicubic", "ncvsd 3", "ncvsd 3"]
+    # another network precision reruns the network's cells and keeps the classical ones (float32 always)
+    calls.clear()
+    run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "3")), precision="bfloat16"), out,
+              resume=True, progress=False)
+    assert sorted(calls) == ["ncvsd 3", "ncvsd 3"]
 
 
 def test_report_only_reports_the_finished_cells_and_runs_none(tmp_path, monkeypatch):

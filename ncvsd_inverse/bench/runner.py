@@ -266,8 +266,10 @@ def plan(suite: Suite, crops, digests: dict, indices: list[int]):
                     continue
                 for variant in method.variants(settings, problem):
                     runs = (variant.get("runs") or suite.runs) if method.sampling else 1
+                    # a method without a network (classical) runs in float32 whatever the suite's precision
+                    precision = suite.precision if method.models else "float32"
                     key = cell_key(image=name, crop=suite.crop, task=cell_task(method, task), seed=seed, runs=runs,
-                                   method=method_name, variant=variant, precision=suite.precision,
+                                   method=method_name, variant=variant, precision=precision,
                                    models={k: digests[k] for k in method.models})
                     yield {**where, "method": method, "variant": variant, "runs": runs, "key": key}
 

@@ -98,7 +98,7 @@ def resolve_suite_path(name_or_path: str | Path) -> Path:
 
 def load_suite(name_or_path: str | Path, data: str | Path | None = None, first: int | None = None,
                crop: int | None = None, tasks: list[str] | None = None, methods: list[str] | None = None,
-               generator: str | None = None, teacher: str | None = None) -> Suite:
+               generator: str | None = None, teacher: str | None = None, precision: str | None = None) -> Suite:
     """Read and check a suite file; the keyword arguments override it (a quick run)."""
     path = resolve_suite_path(name_or_path)
     source = str(path)
@@ -160,7 +160,7 @@ def load_suite(name_or_path: str | Path, data: str | Path | None = None, first: 
         except MethodSettingsError as error:
             raise SuiteError(str(error)) from None
 
-    precision = raw.get("precision", "float32")
+    precision = precision if precision is not None else raw.get("precision", "float32")
     if precision not in PRECISIONS:
         raise SuiteError(f"{source}: precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     models = {}
