@@ -2,8 +2,9 @@
 
 RETIRED: ``ncvsd-bench`` (``benchmarks/suites/cbsd68-report.yaml``) replaces this script. It is
 kept here, as run, as the record of how the committed float32 LPIPS report
-``benchmarks/results/cbsd68_first16_256.{json,md,png}`` was made (finished 2026-11-27; the
-per-image results are in the JSON's ``per_image``):
+``benchmarks/results/cbsd68_first16_256.{json,md,png}`` was made (finished 2026-11-27, with the
+cpu-small model; the per-image results are in the JSON's ``per_image``; moved to
+``lab/results/cbsd68_first16_256_cpu-small/`` when the 4-level model was shipped):
 
     python lab/inverse_suite_report.py --data ../shared/data/cbsd68 --first 16 --crop 256 \
         --precision float32 --out benchmarks/results/cbsd68_first16_256

@@ -475,6 +475,24 @@ def test_the_shipped_recipe_is_packaged():
     assert mean4.mean_scale == 4.0 and mean4.g_lr_scale == finetune.g_lr_scale
 
 
+def test_the_4level_recipe_is_packaged_as_four_stages():
+    """cpu-4level's teacher doubles cpu-small's receptive field on 64x64 patches; its three
+    fine-tunes each end where the next begins and keep the generator's and discriminator's
+    learning rates where the fake score's is halved."""
+    small_teacher, small = training.load_preset("cpu-small")
+    teacher, stage1 = training.load_preset("cpu-4level")
+    stages = [stage1] + [training.load_preset(name)[1]
+                         for name in ("cpu-4level-mean4", "cpu-4level-fakelr", "cpu-4level-mean16")]
+    assert tuple(teacher.network.channel_mult) == (1, 2, 3, 4) and teacher.patch == 64
+    assert teacher.batch * teacher.patch**2 == 2 * small_teacher.batch * small_teacher.patch**2
+    assert [s.steps for s in stages] == [1200, 1400, 1600, 2200]
+    assert [s.mean_scale for s in stages] == [0.0, 4.0, 4.0, 16.0]
+    fakelr = stages[2]
+    assert fakelr.lr == small.lr / 2 and fakelr.ema_std == 0.1
+    assert fakelr.lr * fakelr.d_lr_scale == pytest.approx(small.lr * small.d_lr_scale)
+    assert fakelr.lr * fakelr.g_lr_scale == pytest.approx(small.lr * small.g_lr_scale / 3, rel=1e-3)
+
+
 @pytest.mark.parametrize("grad_clip", [0.0, 1.0])
 def test_a_nonfinite_gradient_skips_the_step_whatever_the_clipping(tmp_path, grad_clip):
     """The guard is unconditional: a NaN loss leaves weights and Adam's moments untouched and is

@@ -8,11 +8,13 @@
 #
 # Stop it with `pkill -TERM -f ncvsd-distill`: the running stage checkpoints and the chain stops
 # (a stage only starts once the previous one wrote its last checkpoint). Run it again to go on.
-#   stage 1: distill-4level.yaml (the cpu-small recipe) to step 1200   -> runs/ncvsd-4level-s1
-#   stage 2: distill-4level-mean4.yaml (posterior-mean term 4) to 1400 -> runs/ncvsd-4level-mean4
-#   stage 3: distill-4level-mean4-fakelr.yaml (low generator lr, half
-#            the fake score's lr) to 1600                              -> runs/ncvsd-4level-mean4-fakelr
-#   stage 4: distill-4level-mean16-fakelr.yaml (term 16) to 2200       -> runs/ncvsd-4level-mean16
+#   stage 1: cpu-4level (the cpu-small recipe) to step 1200            -> runs/ncvsd-4level-s1
+#   stage 2: cpu-4level-mean4 (posterior-mean term 4) to 1400          -> runs/ncvsd-4level-mean4
+#   stage 3: cpu-4level-fakelr (low generator lr, half the fake
+#            score's lr) to 1600                                       -> runs/ncvsd-4level-mean4-fakelr
+#   stage 4: cpu-4level-mean16 (term 16) to 2200                       -> runs/ncvsd-4level-mean16
+# The packaged presets are the lab's distill-4level*.yaml of this folder (the configurations as
+# run), with each stage's end step as its `steps`.
 # The committed run made these stages as branches, each from the best checkpoint of the one before,
 # on the 2-core CPU (results/ncvsd_4level/README.md); its stage 1 was also resumed once from a slim
 # checkpoint at step 1063, so a rerun is close to it, not identical. Each later stage drifts
@@ -36,10 +38,10 @@ stage() {
   [ -e "$final" ] || { echo "stopped before step $steps of $out"; return 1; }
 }
 
-stage runs/ncvsd-4level-s1 lab/levers/distill-4level.yaml 1200 ""
-stage runs/ncvsd-4level-mean4 lab/levers/distill-4level-mean4.yaml 1400 runs/ncvsd-4level-s1/checkpoint-0001200.safetensors
-stage runs/ncvsd-4level-mean4-fakelr lab/levers/distill-4level-mean4-fakelr.yaml 1600 \
+stage runs/ncvsd-4level-s1 cpu-4level 1200 ""
+stage runs/ncvsd-4level-mean4 cpu-4level-mean4 1400 runs/ncvsd-4level-s1/checkpoint-0001200.safetensors
+stage runs/ncvsd-4level-mean4-fakelr cpu-4level-fakelr 1600 \
   runs/ncvsd-4level-mean4/checkpoint-0001400.safetensors
-stage runs/ncvsd-4level-mean16 lab/levers/distill-4level-mean16-fakelr.yaml 2200 \
+stage runs/ncvsd-4level-mean16 cpu-4level-mean16 2200 \
   runs/ncvsd-4level-mean4-fakelr/checkpoint-0001600.safetensors
 echo "all four stages done: runs/ncvsd-4level-mean16/checkpoint-0002200.safetensors"

@@ -1,4 +1,5 @@
-"""Two cbsd68-quick runs side by side on the images both finished (issue 17, goals 3-4).
+"""Two runs of one ncvsd-bench suite side by side on the images both finished (issue 17, goals 3-4):
+cbsd68-quick of two models, or the cbsd68-report of the shipped model and of ``lab/models/cpu-small``.
 
     python lab/results/ncvsd_4level/compare_quick.py NEW_OUT OLD_OUT
 
