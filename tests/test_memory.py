@@ -50,8 +50,11 @@ def test_network_estimate_covers_a_measured_call_without_gross_excess(kind, allo
         pytest.skip("bfloat16 is emulated on this CPU: the solver never picks it (precision auto)")
     measured = int(subprocess.run([sys.executable, "-c", PEAK_OF_ONE_CALL, kind, allocator, precision], check=True,
                                   capture_output=True, text=True).stdout.split()[-1])
-    estimate = network_bytes(UNetConfig(), 192, 192, precision=precision)
-    assert measured <= estimate <= 3 * measured, (measured, estimate)
+    estimate = network_bytes(unet_config(load_model(None, kind)), 192, 192, precision=precision)
+    # one estimate serves both: it covers the generator, whose condition encoder adds activations
+    # the teacher lacks (shipped 4-level model, bf16: 2.3-2.4x the generator's peak, 2.8-3.1x the teacher's)
+    excess = 3 if kind == "generator" else 3.5
+    assert measured <= estimate <= excess * measured, (measured, estimate)
 
 
 def test_estimate_grows_linearly_with_pixels_and_chains_quadratically_with_attention():
