@@ -19,13 +19,16 @@ from .networks import UNetConfig
 #: (iterate, prior output, estimate, noise, FFT or singular-basis temporaries; complex counts twice).
 STATE_COPIES = 24
 #: floats of activations alive per channel of each UNet level during one call, per pixel of that
-#: level. Calibrated on the shipped models (model_channels 32, channel_mult (1, 2, 2)): peak RSS
-#: growth of one float32 call measured 3.1-3.7 KB per input pixel for the generator and 2.4-2.5
-#: KB for the teacher at 256x256 and 512x512, i.e. 15-18 and 12 floats; 20 leaves a margin.
-ACTIVATION_FLOATS = 20
-#: what one call allocates whatever the size (convolution workspaces, thread buffers): the same
-#: measurements fit ``48 MB + 2.8 KB/pixel`` for the generator.
-CALL_OVERHEAD_BYTES = 64 * 2**20
+#: level, for each encoder and for the decoder. Calibrated on the shipped 4-level models
+#: (``lab/levers/memory/calibrate.py``, ``lab/results/memory_calibration.json``): peak RSS growth of one
+#: call, fitted as bytes per input pixel, is 1.7-1.9 KB (bfloat16) and 3.3-3.5 KB (float32) for the
+#: generator (two encoders), 1.2 and 2.2-2.7 KB for the teacher (one), i.e. 16-17 and 11-12 floats
+#: per channel-pixel; 5 + 10 = 15 (teacher) and 2 x 5 + 10 = 20 (generator) leave a margin: whole
+#: 1024x1024 sr4x solves peaked at 0.78-0.93 of :func:`solve_memory_bytes` in both precisions.
+ENCODER_FLOATS, DECODER_FLOATS = 5, 10
+#: what one call allocates whatever the size (convolution workspaces, thread buffers): the fits'
+#: intercepts were -8 to +20 MB.
+CALL_OVERHEAD_BYTES = 24 * 2**20
 #: bytes per float32
 FLOAT_BYTES = 4
 #: bytes per activation float by the network's arithmetic (:data:`~ncvsd_inverse.sampling.PRECISIONS`
@@ -38,16 +41,19 @@ class InsufficientMemoryError(MemoryError, ValueError):
     """The problem needs more memory than the machine has available (one-line message)."""
 
 
-def network_bytes(cfg: UNetConfig, height: int, width: int, images: int = 1, precision: str = "float32") -> int:
+def network_bytes(cfg: UNetConfig, height: int, width: int, images: int = 1, precision: str = "float32",
+                  encoders: int = 2) -> int:
     """Peak activation memory of one call on ``images`` images of ``height x width`` in
-    ``precision`` (``"float32"`` or ``"bfloat16"``: :data:`ACTIVATION_BYTES` per float).
+    ``precision`` (``"float32"`` or ``"bfloat16"``: :data:`ACTIVATION_BYTES` per float) of a UNet
+    with ``encoders`` encoders (the generator's two, the teacher's one: :func:`~ncvsd_inverse.networks.count_encoders`).
 
-    ``ACTIVATION_FLOATS * sum_l model_channels * mult_l * H W / 4^l`` floats per image (level
-    ``l`` works at ``H/2^l x W/2^l``), plus the ``heads x (H W / 4^l)^2`` attention weights
-    (and their softmax) of each attention level, plus :data:`CALL_OVERHEAD_BYTES`.
+    ``(encoders ENCODER_FLOATS + DECODER_FLOATS) * sum_l model_channels * mult_l * H W / 4^l``
+    floats per image (level ``l`` works at ``H/2^l x W/2^l``), plus the ``heads x (H W / 4^l)^2``
+    attention weights (and their softmax) of each attention level, plus :data:`CALL_OVERHEAD_BYTES`.
     """
     pixels = height * width
-    floats = sum(ACTIVATION_FLOATS * cfg.model_channels * mult * pixels / 4 ** level
+    per_channel_pixel = encoders * ENCODER_FLOATS + DECODER_FLOATS
+    floats = sum(per_channel_pixel * cfg.model_channels * mult * pixels / 4 ** level
                  for level, mult in enumerate(cfg.channel_mult))
     for level in cfg.attn_levels:
         if level < len(cfg.channel_mult):
@@ -57,12 +63,14 @@ def network_bytes(cfg: UNetConfig, height: int, width: int, images: int = 1, pre
 
 
 def solve_memory_bytes(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig | None = None,
-                       images_per_call: int | None = None, tile: int | None = None, precision: str = "float32") -> int:
+                       images_per_call: int | None = None, tile: int | None = None, precision: str = "float32",
+                       encoders: int = 2) -> int:
     """Estimated peak bytes of a solve of ``clean_shape`` ``(N, C, H, W)`` with ``chains`` chains
     per image: the sampler state (``STATE_COPIES`` images per chain, plus the dense 1-D
     resampling matrices of SR) and, for a network of size ``cfg``, one call in ``precision`` on
     ``images_per_call`` images (None: all ``chains x N`` at once), of at most ``tile x tile``
-    pixels when tiled (plus the tiled output and its weights: two more images)."""
+    pixels when tiled (plus the tiled output and its weights: two more images), with ``encoders``
+    encoders (:func:`network_bytes`)."""
     n, channels, height, width = (1, 1, *clean_shape) if len(clean_shape) == 2 else clean_shape[-4:]
     state = STATE_COPIES * chains * n * channels * height * width * FLOAT_BYTES
     matrices = 8 * (height ** 2 + width ** 2) * FLOAT_BYTES
@@ -70,10 +78,10 @@ def solve_memory_bytes(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetC
     if cfg is not None:
         per_call = images_per_call or chains * n
         if tile is not None and max(height, width) > tile:
-            network = network_bytes(cfg, min(height, tile), min(width, tile), per_call, precision)
+            network = network_bytes(cfg, min(height, tile), min(width, tile), per_call, precision, encoders)
             network += 2 * per_call * channels * height * width * FLOAT_BYTES
         else:
-            network = network_bytes(cfg, height, width, per_call, precision)
+            network = network_bytes(cfg, height, width, per_call, precision, encoders)
     return state + matrices + network
 
 
@@ -100,15 +108,15 @@ def available_memory_bytes(device: str | torch.device = "cpu") -> int | None:
 
 def check_memory(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig | None = None,
                  images_per_call: int | None = None, device: str | torch.device = "cpu",
-                 tile: int | None = None, precision: str = "float32") -> None:
+                 tile: int | None = None, precision: str = "float32", encoders: int = 2) -> None:
     """Raise :class:`InsufficientMemoryError` when :func:`solve_memory_bytes` exceeds
     :func:`available_memory_bytes` (no check where the free memory cannot be read)."""
-    needed = solve_memory_bytes(clean_shape, chains, cfg, images_per_call, tile, precision)
+    needed = solve_memory_bytes(clean_shape, chains, cfg, images_per_call, tile, precision, encoders)
     available = available_memory_bytes(device)
     if available is None or needed <= available:
         return
     height, width = clean_shape[-2:]
-    side = largest_square_side(clean_shape, chains, cfg, images_per_call, available, tile, precision)
+    side = largest_square_side(clean_shape, chains, cfg, images_per_call, available, tile, precision, encoders)
     fits = f"the largest that fits is about {side}x{side}" if side else "not even a tiny image fits"
     remedy = "crop the image" + (" or use fewer runs" if chains > 1 else "")
     raise InsufficientMemoryError(
@@ -119,14 +127,14 @@ def check_memory(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig 
 
 def largest_square_side(clean_shape: tuple[int, ...], chains: int, cfg: UNetConfig | None,
                         images_per_call: int | None, available: int, tile: int | None = None,
-                        precision: str = "float32") -> int:
+                        precision: str = "float32", encoders: int = 2) -> int:
     """The largest ``S`` (a multiple of 8) such that an ``S x S`` version of the problem fits
     ``available`` bytes (0 if none does)."""
     low, high = 0, 1 << 17
     while high - low > 8:
         middle = (low + high) // 16 * 8
         if solve_memory_bytes((*clean_shape[:-2], middle, middle), chains, cfg, images_per_call, tile,
-                              precision) <= available:
+                              precision, encoders) <= available:
             low = middle
         else:
             high = middle

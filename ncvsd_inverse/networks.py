@@ -480,6 +480,12 @@ def unet_config(model: nn.Module) -> UNetConfig | None:
     return None
 
 
+def count_encoders(model: nn.Module) -> int:
+    """How many UNet encoders one call of ``model`` runs: 2 for the generator's
+    :class:`ConditionalUNet` (image and condition), 1 for the teacher's :class:`UNet`."""
+    return sum(isinstance(module, Encoder) for module in model.modules())
+
+
 def build_teacher(cfg: UNetConfig) -> Denoiser:
     """A fresh EDM teacher with a UNet of size ``cfg``."""
     return Denoiser(UNet(cfg))
