@@ -15,6 +15,9 @@ from ncvsd_inverse.memory import InsufficientMemoryError, network_bytes, solve_m
 from ncvsd_inverse.networks import UNetConfig, count_encoders, unet_config
 from ncvsd_inverse.sampling import native_bfloat16
 
+#: run as ``python -c PEAK_OF_ONE_CALL KIND system|retain float32|bfloat16 SIDE``: prints the bytes
+#: one call of the shipped KIND network on a SIDE x SIDE image adds to the peak RSS
+#: (also run by ``lab/levers/memory/calibrate.py`` at more sizes)
 PEAK_OF_ONE_CALL = """
 import sys, torch
 from pathlib import Path
@@ -24,7 +27,8 @@ torch.set_num_threads(1)
 if sys.argv[2] == "retain":
     retain_freed_memory()
 model = load_model(None, sys.argv[1])
-x = torch.randn(1, 3, 192, 192)
+side = int(sys.argv[4])
+x = torch.randn(1, 3, side, side)
 
 def kib(field):
     line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field))
@@ -48,8 +52,8 @@ def test_network_estimate_covers_a_measured_call_without_gross_excess(kind, allo
     it is native, in bfloat16 autocast (whose estimate is half)."""
     if precision == "bfloat16" and not native_bfloat16("cpu"):
         pytest.skip("bfloat16 is emulated on this CPU: the solver never picks it (precision auto)")
-    measured = int(subprocess.run([sys.executable, "-c", PEAK_OF_ONE_CALL, kind, allocator, precision], check=True,
-                                  capture_output=True, text=True).stdout.split()[-1])
+    probe = [sys.executable, "-c", PEAK_OF_ONE_CALL, kind, allocator, precision, "192"]
+    measured = int(subprocess.run(probe, check=True, capture_output=True, text=True).stdout.split()[-1])
     model = load_model(None, kind)
     assert count_encoders(model) == (2 if kind == "generator" else 1)  # the condition encoder is the generator's
     estimate = network_bytes(unet_config(model), 192, 192, precision=precision, encoders=count_encoders(model))

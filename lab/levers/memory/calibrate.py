@@ -5,34 +5,26 @@ an affine fit ``bytes = a * pixels + b`` of each: what ``ncvsd_inverse.memory`` 
 """
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
-PEAK_OF_ONE_CALL = """
-import sys, torch
-from pathlib import Path
-from ncvsd_inverse import load_model
-from ncvsd_inverse.allocator import retain_freed_memory
-torch.set_num_threads(1)
-if sys.argv[2] == "retain":
-    retain_freed_memory()
-model = load_model(None, sys.argv[1])
-side = int(sys.argv[4])
-x = torch.randn(1, 3, side, side)
+ROOT = Path(__file__).resolve().parents[3]
 
-def kib(field):
-    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field))
-    return int(line.split()[1])
 
-before = kib("VmRSS:")
-Path("/proc/self/clear_refs").write_text("5")
-with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=sys.argv[3] == "bfloat16"):
-    model(x, torch.tensor([0.5]))
-print((kib("VmHWM:") - before) * 1024)
-"""
+def load_probe() -> str:
+    """The one-call probe of ``tests/test_memory.py`` (the test runs it at 192x192)."""
+    spec = importlib.util.spec_from_file_location("test_memory", ROOT / "tests" / "test_memory.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.PEAK_OF_ONE_CALL
+
+
+PEAK_OF_ONE_CALL = load_probe()
 
 
 def peak(kind: str, allocator: str, precision: str, side: int) -> int:
