@@ -12,9 +12,9 @@ from operators import deepinv_noise_sigma, from_deepinv, measurement_from_deepin
 from tasks import SAMPLER_FIELDS, Task, task_from_dict
 
 from .checkpoints import CheckpointError
-from .memory import available_memory_bytes, check_memory, solve_memory_bytes
+from .memory import NetworkSize, available_memory_bytes, check_memory, solve_memory_bytes
 from .models import load_generator, load_teacher
-from .networks import count_encoders, unet_config
+from .networks import unet_config
 from .problem import Problem, check_size, pose_problem, with_sampler_settings
 from .sampling import DenoiserPrior, GenerativePrior, PosteriorResult, pnp_sigmas, posterior_sample, resolve_precision
 from .tiling import check_tile
@@ -119,9 +119,9 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
     chains = runs * problem.settings["restarts"]
     images_per_call = 1 if device.type == "cpu" else None
     arithmetic = resolve_precision(precision, device.type)
-    cfg, encoders = unet_config(model), count_encoders(model)
-    tile = choose_tile(tile, problem.clean_shape, chains, cfg, images_per_call, device, arithmetic, encoders)
-    check_memory(problem.clean_shape, chains, cfg, images_per_call, device, tile, arithmetic, encoders)
+    network = NetworkSize.of(model, arithmetic)
+    tile = choose_tile(tile, problem.clean_shape, chains, network, images_per_call, device)
+    check_memory(problem.clean_shape, chains, network, images_per_call, device, tile)
     problem = problem.to(device)
     settings = problem.settings
     step = (GenerativePrior if prior == "ncvsd" else DenoiserPrior)(model, model_channels(model), precision, tile=tile)
@@ -138,14 +138,13 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
 AUTO_TILES, AUTO_MEMORY_SHARE = (2048, 1024, 512, 384, 256), 0.75
 
 
-def choose_tile(tile: int | str | None, clean_shape: tuple[int, ...], chains: int, cfg, images_per_call,
-                device, precision: str = "float32", encoders: int = 2) -> int | None:
+def choose_tile(tile: int | str | None, clean_shape: tuple[int, ...], chains: int, network: NetworkSize | None,
+                images_per_call: int | None, device) -> int | None:
     """The tile size a solve uses: ``tile`` itself, or for ``"auto"`` None (untiled: tiles
     evaluate their overlaps twice) when the solve's estimate (:func:`solve_memory_bytes`) fits
     :data:`AUTO_MEMORY_SHARE` of the memory available, else the largest of :data:`AUTO_TILES`
     that does; the smallest when none does (the solve's memory check then says what fits).
-    ``precision``: the network's resolved arithmetic (bfloat16 activations take half the memory).
-    ``encoders``: the network's UNet encoders (the generator's two, the teacher's one).
+    ``network``: the size of the network's calls (:class:`~ncvsd_inverse.memory.NetworkSize`).
     Where the free memory cannot be read, images above 2048 pixels on a side are tiled."""
     if tile != "auto":
         check_tile(tile)
@@ -154,7 +153,7 @@ def choose_tile(tile: int | str | None, clean_shape: tuple[int, ...], chains: in
     if available is None:
         return None if max(clean_shape[-2:]) <= AUTO_TILES[0] else AUTO_TILES[1]
     for candidate in (None, *AUTO_TILES):
-        needed = solve_memory_bytes(clean_shape, chains, cfg, images_per_call, candidate, precision, encoders)
+        needed = solve_memory_bytes(clean_shape, chains, network, images_per_call, candidate)
         if needed <= AUTO_MEMORY_SHARE * available:
             return candidate
     return AUTO_TILES[-1]

@@ -9,11 +9,13 @@ problem whose estimate exceeds the memory available, before anything large is al
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from .networks import UNetConfig
+from .networks import UNetConfig, count_encoders, unet_config
 
 #: float32 images of the clean size held per chain by the sampler and a likelihood step
 #: (iterate, prior output, estimate, noise, FFT or singular-basis temporaries; complex counts twice).
@@ -41,48 +43,61 @@ class InsufficientMemoryError(MemoryError, ValueError):
     """The problem needs more memory than the machine has available (one-line message)."""
 
 
-def network_bytes(cfg: UNetConfig, height: int, width: int, images: int = 1, precision: str = "float32",
-                  encoders: int = 2) -> int:
-    """Peak activation memory of one call on ``images`` images of ``height x width`` in
-    ``precision`` (``"float32"`` or ``"bfloat16"``: :data:`ACTIVATION_BYTES` per float) of a UNet
-    with ``encoders`` encoders (the generator's two, the teacher's one: :func:`~ncvsd_inverse.networks.count_encoders`).
+@dataclass(frozen=True)
+class NetworkSize:
+    """What the activation memory of one network call depends on: the UNet's size ``cfg``, its
+    ``encoders`` (the generator's two, the teacher's one) and the ``precision`` of its activations
+    (``"float32"`` or ``"bfloat16"``: :data:`ACTIVATION_BYTES` per float)."""
+
+    cfg: UNetConfig
+    encoders: int = 2
+    precision: str = "float32"
+
+    @classmethod
+    def of(cls, model: nn.Module, precision: str = "float32") -> NetworkSize | None:
+        """The size of ``model`` run in ``precision`` (None for a model not built on our UNet)."""
+        cfg = unet_config(model)
+        return None if cfg is None else cls(cfg, count_encoders(model), precision)
+
+
+def network_bytes(network: NetworkSize, height: int, width: int, images: int = 1) -> int:
+    """Peak activation memory of one call of ``network`` on ``images`` images of ``height x width``.
 
     ``(encoders ENCODER_FLOATS + DECODER_FLOATS) * sum_l model_channels * mult_l * H W / 4^l``
     floats per image (level ``l`` works at ``H/2^l x W/2^l``), plus the ``heads x (H W / 4^l)^2``
-    attention weights (and their softmax) of each attention level, plus :data:`CALL_OVERHEAD_BYTES`.
+    attention weights (and their softmax) of each attention level, in :data:`ACTIVATION_BYTES` of the
+    network's precision, plus :data:`CALL_OVERHEAD_BYTES`.
     """
-    pixels = height * width
-    per_channel_pixel = encoders * ENCODER_FLOATS + DECODER_FLOATS
+    cfg, pixels = network.cfg, height * width
+    per_channel_pixel = network.encoders * ENCODER_FLOATS + DECODER_FLOATS
     floats = sum(per_channel_pixel * cfg.model_channels * mult * pixels / 4 ** level
                  for level, mult in enumerate(cfg.channel_mult))
     for level in cfg.attn_levels:
         if level < len(cfg.channel_mult):
             heads = max(cfg.model_channels * cfg.channel_mult[level] // 64, 1)
             floats += 2 * heads * (pixels / 4 ** level) ** 2
-    return int(images * floats * ACTIVATION_BYTES[precision]) + CALL_OVERHEAD_BYTES
+    return int(images * floats * ACTIVATION_BYTES[network.precision]) + CALL_OVERHEAD_BYTES
 
 
-def solve_memory_bytes(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig | None = None,
-                       images_per_call: int | None = None, tile: int | None = None, precision: str = "float32",
-                       encoders: int = 2) -> int:
+def solve_memory_bytes(clean_shape: tuple[int, ...], chains: int = 1, network: NetworkSize | None = None,
+                       images_per_call: int | None = None, tile: int | None = None) -> int:
     """Estimated peak bytes of a solve of ``clean_shape`` ``(N, C, H, W)`` with ``chains`` chains
     per image: the sampler state (``STATE_COPIES`` images per chain, plus the dense 1-D
-    resampling matrices of SR) and, for a network of size ``cfg``, one call in ``precision`` on
-    ``images_per_call`` images (None: all ``chains x N`` at once), of at most ``tile x tile``
-    pixels when tiled (plus the tiled output and its weights: two more images), with ``encoders``
-    encoders (:func:`network_bytes`)."""
+    resampling matrices of SR) and one call of ``network`` (:func:`network_bytes`; None: the state
+    alone) on ``images_per_call`` images (None: all ``chains x N`` at once), of at most
+    ``tile x tile`` pixels when tiled (plus the tiled output and its weights: two more images)."""
     n, channels, height, width = (1, 1, *clean_shape) if len(clean_shape) == 2 else clean_shape[-4:]
     state = STATE_COPIES * chains * n * channels * height * width * FLOAT_BYTES
     matrices = 8 * (height ** 2 + width ** 2) * FLOAT_BYTES
-    network = 0
-    if cfg is not None:
+    activations = 0
+    if network is not None:
         per_call = images_per_call or chains * n
         if tile is not None and max(height, width) > tile:
-            network = network_bytes(cfg, min(height, tile), min(width, tile), per_call, precision, encoders)
-            network += 2 * per_call * channels * height * width * FLOAT_BYTES
+            activations = network_bytes(network, min(height, tile), min(width, tile), per_call)
+            activations += 2 * per_call * channels * height * width * FLOAT_BYTES
         else:
-            network = network_bytes(cfg, height, width, per_call, precision, encoders)
-    return state + matrices + network
+            activations = network_bytes(network, height, width, per_call)
+    return state + matrices + activations
 
 
 def available_memory_bytes(device: str | torch.device = "cpu") -> int | None:
@@ -106,17 +121,17 @@ def available_memory_bytes(device: str | torch.device = "cpu") -> int | None:
     return None
 
 
-def check_memory(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig | None = None,
+def check_memory(clean_shape: tuple[int, ...], chains: int = 1, network: NetworkSize | None = None,
                  images_per_call: int | None = None, device: str | torch.device = "cpu",
-                 tile: int | None = None, precision: str = "float32", encoders: int = 2) -> None:
+                 tile: int | None = None) -> None:
     """Raise :class:`InsufficientMemoryError` when :func:`solve_memory_bytes` exceeds
     :func:`available_memory_bytes` (no check where the free memory cannot be read)."""
-    needed = solve_memory_bytes(clean_shape, chains, cfg, images_per_call, tile, precision, encoders)
+    needed = solve_memory_bytes(clean_shape, chains, network, images_per_call, tile)
     available = available_memory_bytes(device)
     if available is None or needed <= available:
         return
     height, width = clean_shape[-2:]
-    side = largest_square_side(clean_shape, chains, cfg, images_per_call, available, tile, precision, encoders)
+    side = largest_square_side(clean_shape, chains, network, images_per_call, available, tile)
     fits = f"the largest that fits is about {side}x{side}" if side else "not even a tiny image fits"
     remedy = "crop the image" + (" or use fewer runs" if chains > 1 else "")
     raise InsufficientMemoryError(
@@ -125,21 +140,20 @@ def check_memory(clean_shape: tuple[int, ...], chains: int = 1, cfg: UNetConfig 
         "(NCVSD_MEMORY_LIMIT_GB sets the limit)")
 
 
-def largest_square_side(clean_shape: tuple[int, ...], chains: int, cfg: UNetConfig | None,
-                        images_per_call: int | None, available: int, tile: int | None = None,
-                        precision: str = "float32", encoders: int = 2) -> int:
+def largest_square_side(clean_shape: tuple[int, ...], chains: int, network: NetworkSize | None,
+                        images_per_call: int | None, available: int, tile: int | None = None) -> int:
     """The largest ``S`` (a multiple of 8) such that an ``S x S`` version of the problem fits
     ``available`` bytes (0 if none does)."""
     low, high = 0, 1 << 17
     while high - low > 8:
         middle = (low + high) // 16 * 8
-        if solve_memory_bytes((*clean_shape[:-2], middle, middle), chains, cfg, images_per_call, tile,
-                              precision, encoders) <= available:
+        if solve_memory_bytes((*clean_shape[:-2], middle, middle), chains, network, images_per_call,
+                              tile) <= available:
             low = middle
         else:
             high = middle
     return low
 
 
-__all__ = ["InsufficientMemoryError", "available_memory_bytes", "check_memory", "largest_square_side", "network_bytes",
-           "solve_memory_bytes"]
+__all__ = ["InsufficientMemoryError", "NetworkSize", "available_memory_bytes", "check_memory", "largest_square_side",
+           "network_bytes", "solve_memory_bytes"]

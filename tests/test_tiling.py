@@ -9,7 +9,7 @@ from ncvsd_inverse import load_model, solve
 from ncvsd_inverse.api import AUTO_MEMORY_SHARE, choose_tile
 from ncvsd_inverse.cli.solve import main
 from ncvsd_inverse.io import write_image
-from ncvsd_inverse.memory import solve_memory_bytes
+from ncvsd_inverse.memory import NetworkSize, solve_memory_bytes
 from ncvsd_inverse.networks import UNetConfig
 from ncvsd_inverse.sampling import DenoiserPrior, GenerativePrior
 from ncvsd_inverse.tiling import balanced_tile, blend_weights, receptive_radius, tile_starts
@@ -56,10 +56,10 @@ def test_solve_tiles_on_request_and_when_memory_is_short(tiny_models, monkeypatc
     tile = 2 * receptive_radius(model) + 40
     tiled = solve(y, "sr4x", model=generator, steps=3, tile=tile)
     assert (tiled.mean - untiled.mean).abs().max() < 1e-3
-    cfg = model.net.backbone.cfg
+    network = NetworkSize.of(model)
     big = torch.rand(1, 3, 80, 80) * 2 - 1  # a 320x320 output
-    needed_untiled = solve_memory_bytes((1, 3, 320, 320), 1, cfg, 1)
-    needed_tiled = solve_memory_bytes((1, 3, 320, 320), 1, cfg, 1, tile=256)
+    needed_untiled = solve_memory_bytes((1, 3, 320, 320), 1, network, 1)
+    needed_tiled = solve_memory_bytes((1, 3, 320, 320), 1, network, 1, tile=256)
     assert needed_tiled < needed_untiled
     monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", str((needed_tiled + needed_untiled) / 2 / 2**30))
     with pytest.raises(ValueError, match="needs about"):
@@ -77,9 +77,9 @@ def test_solve_tiles_on_request_and_when_memory_is_short(tiny_models, monkeypatc
 
 
 def test_memory_estimate_with_tiles_grows_only_with_the_state():
-    cfg = UNetConfig()
-    small, large = (solve_memory_bytes((1, 3, n, n), 1, cfg, 1, tile=512) for n in (2048, 4096))
-    untiled = solve_memory_bytes((1, 3, 4096, 4096), 1, cfg, 1)
+    network = NetworkSize(UNetConfig())
+    small, large = (solve_memory_bytes((1, 3, n, n), 1, network, 1, tile=512) for n in (2048, 4096))
+    untiled = solve_memory_bytes((1, 3, 4096, 4096), 1, network, 1)
     assert large < untiled / 3 and large / small < 4.1
 
 
@@ -100,15 +100,15 @@ def test_balanced_tiles_are_no_more_and_no_larger_and_still_overlap(length, tile
 
 
 def test_auto_tiles_only_when_the_untiled_solve_does_not_fit(monkeypatch):
-    cfg = UNetConfig()
+    network = NetworkSize(UNetConfig())
     shape = (1, 3, 1024, 1024)
-    untiled = solve_memory_bytes(shape, 1, cfg, None)
-    per_tile = {t: solve_memory_bytes(shape, 1, cfg, None, t) for t in (512, 384, 256)}
+    untiled = solve_memory_bytes(shape, 1, network, None)
+    per_tile = {t: solve_memory_bytes(shape, 1, network, None, t) for t in (512, 384, 256)}
     assert untiled > per_tile[512] > per_tile[384] > per_tile[256]
     monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", str(1.01 * untiled / AUTO_MEMORY_SHARE / 2**30))
-    assert choose_tile("auto", shape, 1, cfg, None, "cpu") is None
+    assert choose_tile("auto", shape, 1, network, None, "cpu") is None
     monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", str(1.01 * per_tile[384] / AUTO_MEMORY_SHARE / 2**30))
-    assert choose_tile("auto", shape, 1, cfg, None, "cpu") == 384  # the largest that fits
+    assert choose_tile("auto", shape, 1, network, None, "cpu") == 384  # the largest that fits
     monkeypatch.setenv("NCVSD_MEMORY_LIMIT_GB", str(0.5 * per_tile[256] / 2**30))
-    assert choose_tile("auto", shape, 1, cfg, None, "cpu") == 256  # the solve's check then refuses it
-    assert choose_tile(640, shape, 1, cfg, None, "cpu") == 640  # a size asked for is kept
+    assert choose_tile("auto", shape, 1, network, None, "cpu") == 256  # the solve's check then refuses it
+    assert choose_tile(640, shape, 1, network, None, "cpu") == 640  # a size asked for is kept
