@@ -138,3 +138,36 @@ def test_compare_quick_averages_only_the_images_both_runs_finished(tmp_path, cap
     row = capsys.readouterr().out.splitlines()[-1]
     assert row.startswith("| sr4x | ncvsd 20 | 2 | 23.00 / 21.50 (+1.50) | 0.300 / 0.300 (+0.000) "
                           "| 24.00 / 22.50 (+1.50)")
+
+
+def test_device_tree_slim_keeps_large_files_home_and_restore_gives_the_index_back(tmp_path):
+    import subprocess
+
+    from device_tree import restore, slim, travel_bytes, travelling_files
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    (tmp_path / "big").mkdir()
+    for name, size in (("big/run.safetensors", 300_000), ("big/keep.safetensors", 300_000), ("code.py", 100),
+                       ("big/ncvsd 20 [a].png", 300_000)):
+        (tmp_path / name).write_bytes(b"x" * size)
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    (tmp_path / "notes.txt").write_text("untracked, not ignored: travels")
+    index_before = git("ls-files", "-s")
+    dropped = slim(tmp_path, ["big/keep.safetensors"], 256 * 1024)
+    assert dropped == ["big/ncvsd 20 [a].png", "big/run.safetensors"]
+    assert sorted(travelling_files(tmp_path)) == ["big/keep.safetensors", "code.py", "notes.txt"]
+    assert travel_bytes(tmp_path) == 300_000 + 100 + len("untracked, not ignored: travels")
+    assert (tmp_path / "big/run.safetensors").stat().st_size == 300_000  # still on disk
+    with pytest.raises(SystemExit, match="already slimmed"):
+        slim(tmp_path, [], 1)
+    assert restore(tmp_path) == dropped
+    assert git("ls-files", "-s") == index_before and git("status", "--porcelain") == "?? notes.txt\n"
+    git("add", "code.py")
+    (tmp_path / "code.py").write_text("changed")
+    git("add", "code.py")
+    with pytest.raises(SystemExit, match="staged changes"):
+        slim(tmp_path, [], 1)
