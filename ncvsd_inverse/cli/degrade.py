@@ -54,3 +54,7 @@ def main(image: Path, tasks: tuple[str, ...], out_dir: Path, seed: int) -> None:
             if isinstance(operator, Blur):
                 np.save(f"{stem}_kernel.npy", operator.kernel.numpy())
             click.echo(f"{task.name:18s} {tuple(clean.shape[-2:])} -> {tuple(measurement.shape[-2:])}  {written}")
+
+
+if __name__ == "__main__":
+    main()

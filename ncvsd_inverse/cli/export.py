@@ -48,3 +48,7 @@ def main(teacher, generator, out):
         for source, kind in ((teacher, "teacher"), (generator, "generator")):
             if source is not None:
                 click.echo(f"{kind}: {export_model(source, kind, out)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -211,3 +211,7 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
                 if summary.get("scored_modulo_twin"):
                     line += "; scored modulo the 180-degree rotation, which has the same magnitudes"
             click.echo(line + ")", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -46,3 +46,7 @@ def lpips(net: str, source: Path | None) -> None:
 
 
 lpips.help = lpips.help.replace("{ARCHIVE_REQUIREMENT}", ARCHIVE_REQUIREMENT)
+
+
+if __name__ == "__main__":
+    main()
