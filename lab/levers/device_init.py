@@ -11,6 +11,11 @@ the generator's EMA weights, so only the fake score has to travel:
         ncvsd_inverse/default_model/generator.safetensors /tmp/init.safetensors
     ncvsd-distill ... --init-from /tmp/init.safetensors
 
+A teacher goes on from the shipped model file alone (``teacher``: raw weights from its EMA):
+
+    python lab/levers/device_init.py teacher ncvsd_inverse/default_model/teacher.safetensors /tmp/t.safetensors
+    ncvsd-train --preset lab/levers/gpu-teacher-4level.yaml --init-from /tmp/t.safetensors ...
+
 A run that goes on in a later session on the CPU can be committed without its optimiser
 moments (less than half the size; ``--resume`` from it restarts Adam's moments from zero):
 
@@ -43,6 +48,16 @@ def split(checkpoint: Path, out: Path) -> None:
     _write(out, fake, meta["config"], meta)
 
 
+def raw_from_ema(exported: dict, network: str) -> dict:
+    """An exported model file's ``ema.<network>.*`` tensors, and the same values as the raw
+    weights ``<network>.*`` (a run then starts its raw weights from the EMA)."""
+    prefix = f"ema.{network}."
+    tensors = dict(exported)
+    for name, value in exported.items():
+        tensors[network + "." + name[len(prefix):]] = value.clone()
+    return tensors
+
+
 def join(fake_file: Path, generator_file: Path, out: Path) -> None:
     """``out``: a distillation checkpoint with the generator (raw and EMA) from ``generator_file``
     (an exported model file) and the fake score from ``fake_file``; no optimiser state."""
@@ -50,12 +65,19 @@ def join(fake_file: Path, generator_file: Path, out: Path) -> None:
     exported, generator_meta = read_checkpoint(generator_file)
     if generator_meta["step"] != meta["step"]:
         raise SystemExit(f"{generator_file} is step {generator_meta['step']}, {fake_file} step {meta['step']}")
-    tensors = dict(fake)
-    for name, value in exported.items():
-        tensors[name] = value                                         # ema.generator.*
-        tensors["generator." + name[len("ema.generator."):]] = value.clone()  # generator.*
+    tensors = {**fake, **raw_from_ema(exported, "generator")}
     config = {**meta["config"], "joined_from": [str(fake_file), str(generator_file)]}
     _write(out, tensors, config, meta)
+
+
+def teacher(model_file: Path, out: Path) -> None:
+    """``out``: a teacher checkpoint from an exported teacher (the shipped one travels as 21 MB,
+    its run's checkpoint with Adam's moments as 84): raw weights and EMA both its EMA weights, no
+    optimiser state, at its step; ``ncvsd-train --init-from`` goes on from there."""
+    exported, meta = read_checkpoint(model_file)
+    if meta["config"].get("kind") != "teacher":
+        raise SystemExit(f"{model_file}: not an exported teacher")
+    _write(out, raw_from_ema(exported, "teacher"), {**meta["config"], "joined_from": [str(model_file)]}, meta)
 
 
 def slim(checkpoint: Path, out_dir: Path) -> None:
@@ -90,11 +112,16 @@ def main() -> None:
     p = sub.add_parser("slim")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("out_dir", type=Path)
+    p = sub.add_parser("teacher")
+    p.add_argument("model_file", type=Path)
+    p.add_argument("out", type=Path)
     args = parser.parse_args()
     if args.action == "split":
         split(args.checkpoint, args.out)
     elif args.action == "join":
         join(args.fake_file, args.generator_file, args.out)
+    elif args.action == "teacher":
+        teacher(args.model_file, args.out)
     else:
         slim(args.checkpoint, args.out_dir)
 

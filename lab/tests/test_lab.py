@@ -171,3 +171,27 @@ def test_device_tree_slim_keeps_large_files_home_and_restore_gives_the_index_bac
     git("add", "code.py")
     with pytest.raises(SystemExit, match="staged changes"):
         slim(tmp_path, [], 1)
+
+
+def test_device_init_teacher_goes_on_from_an_exported_teacher(tiny_models, tmp_path):
+    import dataclasses
+
+    import torch
+    from device_init import teacher
+
+    from ncvsd_inverse import training
+    from ncvsd_inverse.checkpoints import read_checkpoint
+    from ncvsd_inverse.cli.export import export_model
+    from ncvsd_inverse.networks import build_teacher
+
+    teacher_dir, _ = tiny_models
+    exported = export_model(teacher_dir, "teacher", tmp_path / "export")
+    teacher(exported, tmp_path / "init.safetensors")
+    tensors, meta = read_checkpoint(tmp_path / "init.safetensors")
+    ema = {k[len("ema.teacher."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+    assert ema and all(torch.equal(tensors["teacher." + k], v) for k, v in ema.items()) and meta["step"] == 4
+    cfg, _ = training.load_preset("tiny")
+    run = training.train_teacher(build_teacher(cfg.network), training.PatchDataset(DATA, cfg.patch),
+                                 dataclasses.replace(cfg, steps=5), tmp_path / "run", quiet=True,
+                                 init_from=tmp_path / "init.safetensors")
+    assert run.step == 5
