@@ -3,15 +3,15 @@ only on ``PYTHONPATH``, e.g. a lent GPU), and says so with its usage instead of 
 
 import subprocess
 import sys
-import tomllib
+from importlib.metadata import distribution
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_each_console_script_module_runs_with_python_m():
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    modules = sorted({target.split(":")[0] for target in scripts.values()})
+    scripts = [e for e in distribution("ncvsd-inverse").entry_points if e.group == "console_scripts"]
+    modules = sorted({script.value.split(":")[0] for script in scripts})
     assert len(modules) >= 6, modules
     running = {module: subprocess.Popen([sys.executable, "-m", module, "--help"], cwd=ROOT, text=True,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE) for module in modules}
