@@ -153,6 +153,37 @@ methods:
     assert sorted(calls) == ["ncvsd 3", "ncvsd 3"]
 
 
+def test_a_per_task_setting_reruns_only_the_cells_of_its_task(tmp_path, monkeypatch):
+    import ncvsd_inverse.bench.runner as runner
+
+    suite_text = """
+name: per-task
+data: {folder: DATA, crop: 32, first: 1}
+tasks: [sr4x, gaussian_deblur]
+runs: 1
+methods:
+  diffpir: {steps: 2, lambda_: {gaussian_deblur: LAMBDA}}
+"""
+    calls = []
+    real = runner.timed_run
+
+    def counted(method, problem, variant, *args):
+        calls.append((problem.task.name, variant["lambda_"]))
+        return real(method, problem, variant, *args)
+
+    monkeypatch.setattr(runner, "timed_run", counted)
+    out = tmp_path / "out"
+    run_suite(load_suite(write_suite(tmp_path, suite_text.replace("LAMBDA", "25"))), out, progress=False)
+    assert calls == [("sr4x", 7.0), ("gaussian_deblur", 25.0)]
+    calls.clear()
+    run_suite(load_suite(write_suite(tmp_path, suite_text.replace("LAMBDA", "30"))), out, resume=True,
+              progress=False)
+    assert calls == [("gaussian_deblur", 30.0)]  # the SR cell's key holds only SR's lambda
+    # a task the mapping does not name gets the method's fallback
+    diffpir = bench_methods.METHODS["diffpir"]
+    assert diffpir.for_task({"steps": 5, "lambda_": {"sr4x": 3.0}}, "my_task") == {"steps": 5, "lambda_": 7.0}
+
+
 def test_report_only_reports_the_finished_cells_and_runs_none(tmp_path, monkeypatch):
     """A subset run (--methods) leaves the other cells missing; --report-only then writes the
     whole suite's report of what is finished, says how much is missing, and runs nothing."""

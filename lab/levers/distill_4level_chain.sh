@@ -19,10 +19,16 @@
 # on the 2-core CPU (results/ncvsd_4level/README.md); its stage 1 was also resumed once from a slim
 # checkpoint at step 1063, so a rerun is close to it, not identical. Each later stage drifts
 # towards noisy samples at sigma 0.5 if run past its end step.
+# Elsewhere (gpu_teacher.sh on a lent GPU): TEACHER (run folder or checkpoint), DATA, RUNS (where
+# the four stage folders go), DISTILL (the command) and EXTRA (more options, e.g. --quiet).
 set -euo pipefail
-common=(--teacher runs/teacher-4level --data ../shared/data/cbsd432
-        --exclude benchmarks/splits/cbsd432_train_exclude.txt
-        --val-data ../shared/data/cbsd432 --val-list benchmarks/splits/cbsd432_val32.txt --precision auto)
+TEACHER=${TEACHER:-runs/teacher-4level}
+DATA=${DATA:-../shared/data/cbsd432}
+RUNS=${RUNS:-runs}
+read -r -a distill <<<"${DISTILL:-ncvsd-distill}"
+read -r -a extra <<<"${EXTRA:-}"
+common=(--teacher "$TEACHER" --data "$DATA" --exclude benchmarks/splits/cbsd432_train_exclude.txt
+        --val-data "$DATA" --val-list benchmarks/splits/cbsd432_val32.txt --precision auto ${extra[@]+"${extra[@]}"})
 
 # stage OUT PRESET STEPS INIT: resume OUT if it has a checkpoint, else start it from INIT;
 # succeed only when OUT holds the checkpoint of step STEPS.
@@ -31,17 +37,17 @@ stage() {
   final=$(printf '%s/checkpoint-%07d.safetensors' "$out" "$steps")
   [ -e "$final" ] && return 0
   if [ -e "$out/latest.safetensors" ]; then
-    ncvsd-distill "${common[@]}" --preset "$preset" --out "$out" --resume --steps "$steps"
+    "${distill[@]}" "${common[@]}" --preset "$preset" --out "$out" --resume --steps "$steps"
   else
-    ncvsd-distill "${common[@]}" --preset "$preset" --out "$out" ${init:+--init-from "$init"} --steps "$steps"
+    "${distill[@]}" "${common[@]}" --preset "$preset" --out "$out" ${init:+--init-from "$init"} --steps "$steps"
   fi
   [ -e "$final" ] || { echo "stopped before step $steps of $out"; return 1; }
 }
 
-stage runs/ncvsd-4level-s1 cpu-4level 1200 ""
-stage runs/ncvsd-4level-mean4 cpu-4level-mean4 1400 runs/ncvsd-4level-s1/checkpoint-0001200.safetensors
-stage runs/ncvsd-4level-mean4-fakelr cpu-4level-fakelr 1600 \
-  runs/ncvsd-4level-mean4/checkpoint-0001400.safetensors
-stage runs/ncvsd-4level-mean16 cpu-4level-mean16 2200 \
-  runs/ncvsd-4level-mean4-fakelr/checkpoint-0001600.safetensors
-echo "all four stages done: runs/ncvsd-4level-mean16/checkpoint-0002200.safetensors"
+stage "$RUNS/ncvsd-4level-s1" cpu-4level 1200 ""
+stage "$RUNS/ncvsd-4level-mean4" cpu-4level-mean4 1400 "$RUNS/ncvsd-4level-s1/checkpoint-0001200.safetensors"
+stage "$RUNS/ncvsd-4level-mean4-fakelr" cpu-4level-fakelr 1600 \
+  "$RUNS/ncvsd-4level-mean4/checkpoint-0001400.safetensors"
+stage "$RUNS/ncvsd-4level-mean16" cpu-4level-mean16 2200 \
+  "$RUNS/ncvsd-4level-mean4-fakelr/checkpoint-0001600.safetensors"
+echo "all four stages done: $RUNS/ncvsd-4level-mean16/checkpoint-0002200.safetensors"

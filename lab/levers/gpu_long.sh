@@ -6,7 +6,8 @@
 #   2. the shipped PnP presets (8 validation crops of 128x128, mean of 4 runs, bfloat16, as on the CPU)
 #      on the shipped generator and on each run's candidate checkpoints (gpu_collect.py candidates),
 #      all stopped after EVAL_S seconds;
-#   3. gpu_collect.py collect: summary table, up to 6 exported generators and a tarball of logs/stats in $OUT.
+#   3. gpu_collect.py collect: summary table, up to 6 exported generators and a tarball of logs/stats in $OUT;
+#      a generator over 15 MiB (the 4-level one exports as 27 MB) comes back in parts (device_out.sh).
 # Local dry run (CPU): OUT=/tmp/o WORK=/tmp/w TRAIN_S=60 EVAL_S=60 EXTRA="--steps 2 --device cpu" PRESETS=lab/levers/gpu-long-base.yaml bash lab/levers/gpu_long.sh
 set -u
 DATA=${DATA:-.devcarry/cbsd432}
@@ -19,6 +20,7 @@ INIT=${INIT:-}
 PRESETS=${PRESETS:-lab/levers/gpu-long-*.yaml}
 TEACHER=ncvsd_inverse/default_model/teacher.safetensors
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+source lab/levers/device_out.sh
 mkdir -p "$WORK/pnp" "$OUT"
 nvidia-smi -L 2>/dev/null; python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
@@ -48,4 +50,7 @@ while read -r label checkpoint; do
 done <"$WORK/candidates.txt"
 wait
 python lab/levers/gpu_collect.py collect "$WORK" "$OUT"
+for exported in "$OUT"/*.safetensors; do
+  [ -e "$exported" ] && [ "$(stat -c %s "$exported")" -gt $((15 * 1024 * 1024)) ] && send_in_parts "$exported" "${exported%.safetensors}" && rm "$exported"
+done
 ls -la "$OUT"
