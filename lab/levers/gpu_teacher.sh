@@ -22,7 +22,7 @@
 # step each run reached and its numbers are in logs.tgz.
 # Local dry run (CPU, two teacher steps, 60 s of distillation): OUT=/tmp/o WORK=/tmp/gt LIMIT=2 \
 #   DATA=../shared/data/cbsd432 PRESETS=a-small-batch.yaml EXTRA="--steps 12002 --device cpu" \
-#   DISTILL_S=60 DISTILL_EXTRA="--device cpu" bash lab/levers/gpu_teacher.sh
+#   DISTILL_S=90 DISTILL_EXTRA="--device cpu" bash lab/levers/gpu_teacher.sh
 set -u
 DATA=${DATA:-.devcarry/cbsd432}
 WORK=${WORK:-/tmp/gpu-teacher}
@@ -54,7 +54,7 @@ measure() {  # label, teacher file, [--generator FILE]
   local label=$1 teacher=$2; shift 2
   python benchmarks/denoising_quality.py --teacher "$teacher" "$@" --data "$DATA" --list "$VAL_LIST" \
     ${LIMIT:+--limit "$LIMIT"} --json "$WORK/quality-$label.json" >"$WORK/quality-$label.txt" 2>&1
-  echo "== $1"; cat "$WORK/quality-$1.txt"
+  echo "== $label"; cat "$WORK/quality-$label.txt"
 }
 measure shipped "$SHIPPED"
 for run in "${runs[@]}"; do
@@ -81,7 +81,9 @@ print(max(psnr, key=psnr.get) if psnr else "")' "$WORK" "${runs[@]}")
     TEACHER="$WORK/$best" DATA="$DATA" RUNS="$WORK/distill" DISTILL="python -m ncvsd_inverse.cli.train distill" \
       EXTRA="--quiet $DISTILL_EXTRA" timeout -k 60 -s TERM "$DISTILL_S" bash lab/levers/distill_4level_chain.sh \
       >"$WORK/distill.log" 2>&1
-    tail -3 "$WORK/distill.log"
+    # the signal ends the chain's shell at once; the stage it ran finishes its step and checkpoints
+    while pgrep -f "ncvsd_inverse.cli.train distill" >/dev/null; do sleep 2; done
+    tail -c 400 "$WORK/distill.log"; echo
     stage=
     for name in s1 mean4 mean4-fakelr mean16; do  # the chain's order: the furthest one begun
       [ -e "$WORK/distill/ncvsd-4level-$name/latest.safetensors" ] && stage=$WORK/distill/ncvsd-4level-$name
