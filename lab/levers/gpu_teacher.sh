@@ -20,7 +20,7 @@
 # After: cat FILES/teacher-RUN.safetensors.part-* > lab/results/.../teacher.safetensors, compare its
 # sha256 with FILES/teacher-RUN.sha256 (its .json is in logs.tgz); the same for generator-*; the
 # step each run reached and its numbers are in logs.tgz.
-# Local dry run (CPU, two teacher steps, 60 s of distillation): OUT=/tmp/o WORK=/tmp/gt LIMIT=2 \
+# Local dry run (CPU, two teacher steps, 90 s of distillation): OUT=/tmp/o WORK=/tmp/gt LIMIT=2 \
 #   DATA=../shared/data/cbsd432 PRESETS=a-small-batch.yaml EXTRA="--steps 12002 --device cpu" \
 #   DISTILL_S=90 DISTILL_EXTRA="--device cpu" bash lab/levers/gpu_teacher.sh
 set -u
