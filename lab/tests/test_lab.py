@@ -195,3 +195,18 @@ def test_device_init_teacher_goes_on_from_an_exported_teacher(tiny_models, tmp_p
                                  dataclasses.replace(cfg, steps=5), tmp_path / "run", quiet=True,
                                  init_from=tmp_path / "init.safetensors")
     assert run.step == 5
+
+
+def test_device_out_sends_a_large_file_in_parts_that_join_to_it(tmp_path):
+    import hashlib
+    import subprocess
+
+    data = bytes(range(256)) * (17 * 4096)  # 17 MiB: two parts
+    (tmp_path / "model.safetensors").write_bytes(data)
+    subprocess.run(["bash", "-c", f"source {ROOT}/lab/levers/device_out.sh && "
+                    f"send_in_parts {tmp_path}/model.safetensors {tmp_path}/out"], check=True)
+    parts = sorted(tmp_path.glob("out.part-*"))
+    assert [p.name for p in parts] == ["out.part-00", "out.part-01"]
+    assert all(p.stat().st_size < 16 * 2**20 for p in parts)
+    assert b"".join(p.read_bytes() for p in parts) == data
+    assert (tmp_path / "out.sha256").read_text().strip() == hashlib.sha256(data).hexdigest()
