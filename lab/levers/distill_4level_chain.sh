@@ -3,8 +3,10 @@
 # 0d49a144d3cf97d6) from the 4-level teacher, as four stages run one after another, each
 # resumable. Run from the repository root, in the background:
 #
-#   mkdir -p runs && cp -r lab/runs/teacher-4level runs/   # first time only
 #   nohup nice -n 5 bash lab/levers/distill_4level_chain.sh >> runs/ncvsd-4level-chain.log 2>&1 &
+#
+# The teacher is the shipped one (the EMA weights of step 12000 of lab/runs/teacher-4level, which
+# has since trained on: TEACHER=lab/runs/teacher-4level distils from where it stands now).
 #
 # Stop it with `pkill -TERM -f ncvsd-distill`: the running stage checkpoints and the chain stops
 # (a stage only starts once the previous one wrote its last checkpoint). Run it again to go on.
@@ -22,7 +24,7 @@
 # Elsewhere (gpu_teacher.sh on a lent GPU): TEACHER (run folder or checkpoint), DATA, RUNS (where
 # the four stage folders go), DISTILL (the command) and EXTRA (more options, e.g. --quiet).
 set -euo pipefail
-TEACHER=${TEACHER:-runs/teacher-4level}
+TEACHER=${TEACHER:-ncvsd_inverse/default_model/teacher.safetensors}
 DATA=${DATA:-../shared/data/cbsd432}
 RUNS=${RUNS:-runs}
 read -r -a distill <<<"${DISTILL:-ncvsd-distill}"
