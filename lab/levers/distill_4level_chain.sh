@@ -24,6 +24,10 @@
 # Elsewhere (gpu_teacher.sh on a lent GPU): TEACHER (run folder or checkpoint), DATA, RUNS (where
 # the four stage folders go), DISTILL (the command) and EXTRA (more options, e.g. --quiet).
 set -euo pipefail
+# SIGTERM to the whole group (pkill, timeout): the stage running finishes its step and checkpoints;
+# with this trap the shell waits for it (a trap runs once the foreground command has returned)
+# instead of exiting at once and leaving it behind.
+trap 'echo "stopped by SIGTERM"; exit 143' TERM
 TEACHER=${TEACHER:-ncvsd_inverse/default_model/teacher.safetensors}
 DATA=${DATA:-../shared/data/cbsd432}
 RUNS=${RUNS:-runs}

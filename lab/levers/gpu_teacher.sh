@@ -81,8 +81,6 @@ print(max(psnr, key=psnr.get) if psnr else "")' "$WORK" "${runs[@]}")
     TEACHER="$WORK/$best" DATA="$DATA" RUNS="$WORK/distill" DISTILL="python -m ncvsd_inverse.cli.train distill" \
       EXTRA="--quiet $DISTILL_EXTRA" timeout -k 60 -s TERM "$DISTILL_S" bash lab/levers/distill_4level_chain.sh \
       >"$WORK/distill.log" 2>&1
-    # the signal ends the chain's shell at once; the stage it ran finishes its step and checkpoints
-    while pgrep -f "ncvsd_inverse.cli.train distill" >/dev/null; do sleep 2; done
     tail -c 400 "$WORK/distill.log"; echo
     stage=
     for name in s1 mean4 mean4-fakelr mean16; do  # the chain's order: the furthest one begun
