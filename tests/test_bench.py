@@ -153,7 +153,7 @@ methods:
     assert sorted(calls) == ["ncvsd 3", "ncvsd 3"]
 
 
-def test_a_per_task_setting_reruns_only_the_cells_of_its_task(tmp_path, monkeypatch):
+def test_a_per_task_setting_reruns_only_the_cells_of_its_task_and_its_picture_follows(tmp_path, monkeypatch):
     import ncvsd_inverse.bench.runner as runner
 
     suite_text = """
@@ -175,10 +175,23 @@ methods:
     out = tmp_path / "out"
     run_suite(load_suite(write_suite(tmp_path, suite_text.replace("LAMBDA", "25"))), out, progress=False)
     assert calls == [("sr4x", 7.0), ("gaussian_deblur", 25.0)]
+    drawn_by_25 = (out / "images" / "gaussian_deblur" / "diffpir 2.png").read_bytes()
     calls.clear()
     run_suite(load_suite(write_suite(tmp_path, suite_text.replace("LAMBDA", "30"))), out, resume=True,
               progress=False)
     assert calls == [("gaussian_deblur", 30.0)]  # the SR cell's key holds only SR's lambda
+    # reverted: the lambda-25 cell is finished, but the picture is lambda 30's, so only image 0 reruns
+    picture = out / "images" / "gaussian_deblur" / "diffpir 2.png"
+    drawn_by_30 = picture.read_bytes()
+    calls.clear()
+    run_suite(load_suite(write_suite(tmp_path, suite_text.replace("LAMBDA", "25"))), out, resume=True,
+              progress=False)
+    assert calls == [("gaussian_deblur", 25.0)]
+    assert picture.read_bytes() == drawn_by_25 != drawn_by_30
+    calls.clear()
+    run_suite(load_suite(write_suite(tmp_path, suite_text.replace("LAMBDA", "25"))), out, resume=True,
+              progress=False)
+    assert calls == []
     # a task the mapping does not name gets the method's fallback
     diffpir = bench_methods.METHODS["diffpir"]
     assert diffpir.for_task({"steps": 5, "lambda_": {"sr4x": 3.0}}, "my_task") == {"steps": 5, "lambda_": 7.0}

@@ -5,6 +5,8 @@ methods get it bit for bit. Each finished cell is appended (and fsynced) to
 ``<out>/cells/rank<r>.jsonl`` under a key that digests everything its result depends on (image,
 crop, task preset, seed, runs, method settings, precision, the models' weights): a rerun with
 ``resume`` skips the cells whose key it finds, so a changed setting reruns only its own cells.
+The first image's sample of each method is kept as a picture for the report's grid, with the key
+of the cell that drew it (``images/<task>/picture_keys.json``).
 Under ``torchrun`` the images are dealt to the ranks (image ``i`` to rank ``i % world``); rank 0
 assembles the report once all have finished. Seeds depend on the image index only, so the
 results do not depend on the number of processes.
@@ -139,6 +141,31 @@ def append_cell(path: Path, cell: dict) -> None:
         os.fsync(handle.fileno())
 
 
+PICTURE_KEYS = "picture_keys.json"
+
+
+def read_picture_keys(folder: Path) -> dict[str, str]:
+    """The key of the cell that drew each first-image picture in ``folder``, by label."""
+    path = folder / PICTURE_KEYS
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def picture_is_current(path: Path, label: str, key: str) -> bool:
+    """Whether the first-image picture ``path`` of ``label`` exists and was drawn by the cell
+    ``key``. The keys are kept in ``picture_keys.json`` beside the pictures, so that a setting
+    changed and then reverted redraws the picture its own cell made; a picture from before the
+    keys were kept counts as current."""
+    return path.exists() and read_picture_keys(path.parent).get(label, key) == key
+
+
+def write_picture(image: torch.Tensor, path: Path, label: str, key: str) -> None:
+    """Write the first-image picture of ``label`` (``image``: (1, C, H, W) in [-1, 1]) and record
+    that the cell ``key`` drew it (only rank 0 runs image 0, so one writer)."""
+    write_image(image, path)
+    keys = {**read_picture_keys(path.parent), label: key}
+    atomic_write_text(path.parent / PICTURE_KEYS, json.dumps(keys, indent=1, sort_keys=True) + "\n")
+
+
 def distributed() -> tuple[int, int]:
     """``(rank, world)``: set up ``torch.distributed`` (gloo on CPU, nccl on GPU) under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -187,8 +214,9 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
             bar.update(1)
             continue
         method, variant, runs, key = cell["method"], cell["variant"], cell["runs"], cell["key"]
-        image_path = out / "images" / task.name / f"{method.label(variant)}.png"
-        if key in done and (index != 0 or image_path.exists()):
+        label = method.label(variant)
+        image_path = out / "images" / task.name / f"{label}.png"
+        if key in done and (index != 0 or picture_is_current(image_path, label, key)):
             continue
         with PeakMemory(device) as memory:
             samples, nfe, seconds = timed_run(method, problem.to(device), variant, models, cell["seed"], runs,
@@ -203,7 +231,7 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
                   "mean": metrics.image_scores(samples.mean(0), truth) if samples.shape[0] > 1 else None,
                   "calibration": calibration(samples, truth)}
         if index == 0:
-            write_image(samples[0].clamp(-1, 1), image_path)
+            write_picture(samples[0].clamp(-1, 1), image_path, label, key)
         append_cell(own_cells, record)
         done[key] = record
     bar.close()
