@@ -431,6 +431,18 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, data_dir):
     assert json.loads((tmp_path / "d2" / "latest.json").read_text())["step"] == 3
 
 
+def test_cooldown_steps_from_the_command_line_finish_a_branch(tmp_path, data_dir):
+    runner = CliRunner()
+    base = ["--preset", "tiny", "--data", str(data_dir), "--quiet"]
+    assert runner.invoke(train_main, base + ["--out", str(tmp_path / "a"), "--steps", "2"]).exit_code == 0
+    result = runner.invoke(train_main, base + ["--out", str(tmp_path / "b"), "--init-from", str(tmp_path / "a"),
+                                               "--steps", "4", "--cooldown-steps", "2"])
+    assert result.exit_code == 0, result.output
+    recipe = json.loads((tmp_path / "b" / "latest.json").read_text())["config"]["teacher"]
+    assert (recipe["steps"], recipe["cooldown_steps"]) == (4, 2)
+    result = runner.invoke(train_main, base + ["--out", str(tmp_path / "c"), "--cooldown-steps", "-1"])
+    assert result.exit_code == 2 and "--cooldown-steps" in result.output
+
 def test_diagnostic_runs_every_val_every_steps_whatever_log_every(tmp_path, data_dir):
     # the diagnostic runs inside a logging step; val_every 2 with log_every 3 must still validate at 2 and 4
     from ncvsd_inverse.networks import build_teacher
@@ -502,8 +514,26 @@ def test_a_nonfinite_gradient_skips_the_step_whatever_the_clipping(tmp_path, gra
                        training.Distributed(0, 1, torch.device("cpu")))
     before = {k: v.clone() for k, v in net.state_dict().items()}
     x = torch.randn(4, 3)
-    run.optimize("teacher", net(x).sum() * float("nan"), 10, 0, grad_clip)
+    recipe = training.TeacherConfig(lr_ref_steps=10, rampup_steps=0, grad_clip=grad_clip)
+    run.optimize("teacher", net(x).sum() * float("nan"), recipe)
     assert run.nonfinite_skipped == 1 and not run.optimizers["teacher"].state
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
-    run.optimize("teacher", (net(x) ** 2).sum(), 10, 0, grad_clip)
+    run.optimize("teacher", (net(x) ** 2).sum(), recipe)
     assert run.nonfinite_skipped == 1 and not torch.equal(before["weight"], net.weight)
+
+
+def test_the_cooldown_decays_the_learning_rate_linearly_to_zero_at_the_run_end():
+    """Before the last ``cooldown_steps`` the schedule is EDM2's; over them it falls linearly to
+    1/cooldown of it at the last step; more steps on resume move the decay to the new end."""
+    from ncvsd_inverse.training.loop import learning_rate
+
+    recipe = training.TeacherConfig(lr=0.01, lr_ref_steps=100, rampup_steps=10, steps=1000, cooldown_steps=200)
+    plain = dataclasses.replace(recipe, cooldown_steps=0)
+    assert learning_rate(5, 0.01, recipe) == learning_rate(5, 0.01, plain) == pytest.approx(0.005)  # ramp-up
+    assert learning_rate(800, 0.01, recipe) == learning_rate(800, 0.01, plain) == pytest.approx(0.01 / 8**0.5)
+    assert learning_rate(900, 0.01, recipe) == pytest.approx(learning_rate(900, 0.01, plain) / 2)
+    assert learning_rate(999, 0.01, recipe) == pytest.approx(learning_rate(999, 0.01, plain) / 200)
+    longer = dataclasses.replace(recipe, steps=2000)
+    assert learning_rate(999, 0.01, longer) == learning_rate(999, 0.01, plain)
+    with pytest.raises(ValueError, match="cooldown_steps"):
+        check_ranges(dataclasses.replace(recipe, cooldown_steps=-1), "recipe")

@@ -45,6 +45,10 @@ COMMON = [
     click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
                  help="Run folder: checkpoints, stats.jsonl, latest.*"),
     click.option("--steps", type=int, default=None, help="Total steps (overrides the preset)."),
+    click.option("--cooldown-steps", type=click.IntRange(min=0), default=None,
+                 help="Decay the learning rate linearly to zero over the run's last N steps (overrides the "
+                      "preset's cooldown_steps, default 0: none); to finish a run, e.g. with --resume --steps "
+                      "20000 --cooldown-steps 2000, or in a branch with --init-from."),
     click.option("--precision", type=click.Choice(PRECISIONS), default=None,
                  help="Forward-pass arithmetic (overrides the preset's, default float32): bfloat16 autocast, "
                       "or auto = bfloat16 where the CPU/GPU has it natively (about 1.6x per step on an "
@@ -67,10 +71,10 @@ def common_options(func):
 
 
 def _setup(preset: str, section: str, steps: int | None, out: Path, resume: bool, device: str | None,
-           init_from: Path | None = None, precision: str | None = None):
+           init_from: Path | None = None, precision: str | None = None, cooldown_steps: int | None = None):
     """``(env, config)``: join torchrun if present, load the preset's ``"teacher"`` or
-    ``"distill"`` section with the ``--steps`` and ``--precision`` overrides, and refuse to
-    overwrite a run without ``--resume``."""
+    ``"distill"`` section with the ``--steps``, ``--cooldown-steps`` and ``--precision``
+    overrides, and refuse to overwrite a run without ``--resume``."""
     if init_from is not None and resume:
         raise ValueError("--init-from starts a new run in OUT; leave out --resume (use --resume alone to "
                          "continue that run later)")
@@ -82,6 +86,8 @@ def _setup(preset: str, section: str, steps: int | None, out: Path, resume: bool
     cfg = {"teacher": teacher_cfg, "distill": distill_cfg}[section]
     if steps is not None:
         cfg = dataclasses.replace(cfg, steps=steps)
+    if cooldown_steps is not None:
+        cfg = dataclasses.replace(cfg, cooldown_steps=cooldown_steps)
     if precision is not None:
         cfg = dataclasses.replace(cfg, precision=precision)
     if (out / "latest.safetensors").exists() and not resume:
@@ -96,13 +102,14 @@ Examples:
   ncvsd-train --preset cpu-small --data images/ --out runs/teacher --resume
   ncvsd-train --preset cpu-small --data images/ --out runs/teacher --precision auto
   ncvsd-train --preset my-recipe.yaml --data images/ --out runs/teacher2 --init-from runs/teacher
+  ncvsd-train --preset cpu-small --data images/ --out runs/teacher --resume --steps 20000 --cooldown-steps 2000
   torchrun --nproc_per_node=2 -m ncvsd_inverse.cli.train teacher --preset tiny --data images/ --out runs/t
 """)
 @common_options
-def train_main(preset, data, out, steps, precision, resume, init_from, exclude, device, quiet):
+def train_main(preset, data, out, steps, cooldown_steps, precision, resume, init_from, exclude, device, quiet):
     """Train an EDM teacher denoiser (DESIGN 3.1) on random patches of a folder of images."""
     with user_errors():
-        env, cfg = _setup(preset, "teacher", steps, out, resume, device, init_from, precision)
+        env, cfg = _setup(preset, "teacher", steps, out, resume, device, init_from, precision, cooldown_steps)
         teacher = build_teacher(cfg.network)
         dataset = _dataset(data, cfg.patch, cfg.network.img_channels, exclude, quiet, env, cfg.batch)
         if env.is_main and not quiet:
@@ -130,11 +137,11 @@ Examples:
 @click.option("--val-list", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Text file naming the validation images to use from --val-data.")
 @common_options
-def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, precision, resume, init_from, exclude,
-                 device, quiet):
+def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, cooldown_steps, precision, resume,
+                 init_from, exclude, device, quiet):
     """Distill a teacher into a generative denoiser with NCVSD (DESIGN 3.4)."""
     with user_errors():
-        env, cfg = _setup(preset, "distill", steps, out, resume, device, init_from, precision)
+        env, cfg = _setup(preset, "distill", steps, out, resume, device, init_from, precision, cooldown_steps)
         teacher = load_teacher(teacher_path, env.device)
         network = teacher.backbone.cfg
         generator_net, fake, disc = training.build_distillation_nets(teacher, cfg)

@@ -23,7 +23,9 @@ VALIDATION_SEED = 12345
 class RecipeConfig:
     """What both trainers share: data, optimiser, learning rate, noise levels, EMA, logging.
     Learning rate: EDM2 inverse-sqrt decay after ``lr_ref_steps`` with a linear ramp-up over
-    ``rampup_steps``; ``t ~ lognormal(p_mean, p_std)``. ``precision``: the arithmetic of the
+    ``rampup_steps``, and over the run's last ``cooldown_steps`` (of ``steps``) a linear decay to
+    zero (0: none; :func:`~ncvsd_inverse.training.loop.learning_rate`).
+    ``t ~ lognormal(p_mean, p_std)``. ``precision``: the arithmetic of the
     forward passes (``float32``, ``bfloat16`` autocast, or ``auto``: bfloat16 where it is native,
     :func:`~ncvsd_inverse.sampling.resolve_precision`); weights, Adam state and backward passes
     stay float32."""
@@ -33,6 +35,7 @@ class RecipeConfig:
     lr: float = 1e-3
     lr_ref_steps: int = 1000
     rampup_steps: int = 100
+    cooldown_steps: int = 0
     p_mean: float = -0.8
     p_std: float = 1.6
     ema_std: float = 0.05
@@ -93,7 +96,8 @@ class DistillConfig(RecipeConfig):
 #: The range each numeric setting must lie in (both ends included); checked by :func:`check_ranges`.
 RANGES = {
     "batch": (1, 65536), "patch": (8, 4096), "lr": (1e-12, 10.0), "lr_ref_steps": (1, 10**9),
-    "rampup_steps": (0, 10**9), "p_mean": (-10.0, 10.0), "p_std": (1e-6, 10.0), "ema_std": (0.0, 1.0),
+    "rampup_steps": (0, 10**9), "cooldown_steps": (0, 10**9), "p_mean": (-10.0, 10.0), "p_std": (1e-6, 10.0),
+    "ema_std": (0.0, 1.0),
     "grad_clip": (0.0, 1e9), "steps": (0, 10**9), "checkpoint_every": (1, 10**9), "log_every": (1, 10**9),
     "seed": (0, 2**63 - 1), "gamma": (0.0, 10.0), "g_lr_scale": (1e-9, 1e3), "d_lr_scale": (1e-9, 1e3),
     "fake_steps": (1, 1000), "sigma_min": (1e-9, 1e3), "sigma_max": (1e-9, 1e6), "sigma_levels": (2, 10**7),

@@ -83,12 +83,12 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
             with torch.no_grad():
                 xg = run.module("generator")(y, sigma, rng=gen)
             loss_f = losses.fake_score_loss(run.nets["fake"], xg, y, sigma, gen)
-            run.optimize("fake", loss_f, cfg.lr_ref_steps, cfg.rampup_steps, cfg.grad_clip)
+            run.optimize("fake", loss_f, cfg)
         out["loss_f"] = loss_f
         gan_on = disc is not None and cfg.gan_scale > 0 and run.step >= cfg.gan_warmup_steps
         if gan_on:
             loss_d = losses.discriminator_loss(run.nets["disc"], x, xg, y, sigma, gen)
-            run.optimize("disc", loss_d, cfg.lr_ref_steps, cfg.rampup_steps, cfg.grad_clip)
+            run.optimize("disc", loss_d, cfg)
             out["loss_d"] = loss_d
         x, y, sigma = problem(gen, pairs=cfg.mean_scale > 0)
         loss_g, _ = losses.generator_loss(run.nets["generator"], teacher, run.module("fake"), y, sigma, gen,
@@ -96,7 +96,7 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
                                           gan_scale=cfg.gan_scale if gan_on else 0.0,
                                           logvar_t=run.nets["logvar_t"] if cfg.logvar_on_t else None)
         trained = ("generator", "logvar_t") if cfg.logvar_on_t else "generator"
-        run.optimize(trained, loss_g, cfg.lr_ref_steps, cfg.rampup_steps, cfg.grad_clip)
+        run.optimize(trained, loss_g, cfg)
         update_ema(run.emas["generator"], run.module("generator"), run.step, cfg.ema_std)
         out["loss_g"] = loss_g
         return out

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from .. import checkpoints
 from ..sampling import native_bfloat16, resolve_precision, warn_emulated_bfloat16
+from .config import RecipeConfig
 from .data import step_generator
 
 Tensor = torch.Tensor
@@ -60,11 +61,17 @@ def teardown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def learning_rate(step: int, lr: float, ref_steps: int, rampup_steps: int) -> float:
-    """EDM2: ``lr / sqrt(max(step / ref_steps, 1))``, ramped up linearly over ``rampup_steps``."""
-    rate = lr / math.sqrt(max(step / max(ref_steps, 1), 1.0))
-    if rampup_steps > 0:
-        rate *= min(step / rampup_steps, 1.0)
+def learning_rate(step: int, lr: float, recipe: RecipeConfig) -> float:
+    """The learning rate of step ``step`` (0-based) of a run of ``recipe.steps``, base rate ``lr``:
+    EDM2's ``lr / sqrt(max(step / lr_ref_steps, 1))``, ramped up linearly over ``rampup_steps``,
+    and times ``(steps - step) / cooldown_steps`` over the last ``cooldown_steps`` (a linear decay
+    to zero at the end of the run, as in warmup-stable-decay schedules; Hagele et al. 2024,
+    arXiv 2405.18392). Resuming with more ``steps`` moves the decay to the new end."""
+    rate = lr / math.sqrt(max(step / max(recipe.lr_ref_steps, 1), 1.0))
+    if recipe.rampup_steps > 0:
+        rate *= min(step / recipe.rampup_steps, 1.0)
+    if recipe.cooldown_steps > 0:
+        rate *= min(max(recipe.steps - step, 0) / recipe.cooldown_steps, 1.0)
     return rate
 
 
@@ -171,10 +178,10 @@ class Run:
             return f"resumed {self.out_dir} at step {self.step}"
         return None
 
-    def optimize(self, names: str | tuple[str, ...], loss: Tensor, ref_steps: int, rampup_steps: int,
-                 grad_clip: float = 0.0) -> None:
+    def optimize(self, names: str | tuple[str, ...], loss: Tensor, recipe: RecipeConfig) -> None:
         """One Adam step of each network in ``names`` on the mean of ``loss`` (one backward pass),
-        each with its scheduled learning rate; ``grad_clip`` applies per network.
+        each with its scheduled learning rate (:func:`learning_rate` of ``recipe``);
+        ``recipe.grad_clip`` applies per network.
 
         Non-finite guard, whatever ``grad_clip``: if any gradient holds a NaN or Inf, no network
         steps and :attr:`nonfinite_skipped` counts it (DDP has averaged the gradients, so every
@@ -194,9 +201,9 @@ class Run:
         for name in names:
             optimizer = self.optimizers[name]
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(self.step, self.lrs[name], ref_steps, rampup_steps)
-            if grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.module(name).parameters(), grad_clip)
+                group["lr"] = learning_rate(self.step, self.lrs[name], recipe)
+            if recipe.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.module(name).parameters(), recipe.grad_clip)
             optimizer.step()
 
 

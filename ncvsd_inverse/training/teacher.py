@@ -35,7 +35,7 @@ def train_teacher(teacher: nn.Module, data: PatchDataset, cfg: TeacherConfig, ou
     def step(run: Run, gen: torch.Generator) -> dict[str, Tensor]:
         x = data.batch(per_rank, cpu_rng(gen)).to(env.device)
         loss = loss_fn(run.nets["teacher"], x, gen)
-        run.optimize("teacher", loss, cfg.lr_ref_steps, cfg.rampup_steps, cfg.grad_clip)
+        run.optimize("teacher", loss, cfg)
         update_ema(run.emas["teacher"], run.module("teacher"), run.step, cfg.ema_std)
         return {"loss": loss}
 
