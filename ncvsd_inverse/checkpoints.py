@@ -80,6 +80,22 @@ def save_checkpoint(out_dir: str | Path, step: int, tensors: dict[str, Tensor], 
     return stem.with_suffix(".safetensors")
 
 
+def prune_checkpoints(out_dir: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` (``keep`` >= 1) ``checkpoint-<step>`` files of a run
+    folder, each ``.safetensors`` with its ``.json``; never one that a link in the folder
+    (``latest``, ``best``) points at. Returns the weights files deleted, oldest first."""
+    out_dir = Path(out_dir)
+    by_step = sorted(out_dir.glob("checkpoint-*.safetensors"), key=lambda p: int(p.stem.split("-")[-1]))
+    linked = {link.resolve() for link in out_dir.glob("*.safetensors") if link.is_symlink()}
+    deleted = []
+    for weights in by_step[:-keep]:
+        if weights.resolve() not in linked:
+            weights.unlink()
+            weights.with_suffix(".json").unlink(missing_ok=True)
+            deleted.append(weights)
+    return deleted
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """A ``.safetensors`` file, or a run folder (its ``latest.safetensors``)."""
     path = Path(path)

@@ -16,12 +16,12 @@ from click.testing import CliRunner
 from torch import nn
 
 from ncvsd_inverse import training
-from ncvsd_inverse.checkpoints import CheckpointError, read_checkpoint, save_checkpoint
+from ncvsd_inverse.checkpoints import CheckpointError, prune_checkpoints, read_checkpoint, save_checkpoint
 from ncvsd_inverse.cli.train import distill_main, train_main
 from ncvsd_inverse.edm import edm_loss_weight
 from ncvsd_inverse.models import load_generator, load_teacher
 from ncvsd_inverse.networks import ConditionalDenoiser, Denoiser, GenerativeDenoiser, MPConv
-from ncvsd_inverse.training.config import check_ranges
+from ncvsd_inverse.training import check_ranges
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -442,6 +442,31 @@ def test_cooldown_steps_from_the_command_line_finish_a_branch(tmp_path, data_dir
     assert (recipe["steps"], recipe["cooldown_steps"]) == (4, 2)
     result = runner.invoke(train_main, base + ["--out", str(tmp_path / "c"), "--cooldown-steps", "-1"])
     assert result.exit_code == 2 and "--cooldown-steps" in result.output
+
+def test_pruning_keeps_the_newest_checkpoints_and_those_a_link_points_at(tmp_path):
+    """By step number (not by name: step 10,000,000 has eight digits), never ``best``'s target."""
+    for step in (1, 2, 3, 9_999_999, 10_000_000):
+        save_checkpoint(tmp_path, step, {"w": torch.zeros(1)}, {"kind": "teacher"})
+    (tmp_path / "best.safetensors").symlink_to("checkpoint-0000002.safetensors")
+    deleted = prune_checkpoints(tmp_path, 2)
+    assert [p.name for p in deleted] == ["checkpoint-0000001.safetensors", "checkpoint-0000003.safetensors"]
+    left = sorted(p.name for p in tmp_path.glob("checkpoint-*"))
+    assert left == [f"checkpoint-{n}.{ext}" for n in ("0000002", "10000000", "9999999") for ext in ("json",
+                                                                                                "safetensors")]
+    assert read_checkpoint(tmp_path)[1]["step"] == 10_000_000 and read_checkpoint(tmp_path / "best.safetensors")
+
+
+def test_keep_checkpoints_from_the_command_line_and_a_resume_after_it(tmp_path, data_dir):
+    runner = CliRunner()
+    base = ["--preset", "tiny", "--data", str(data_dir), "--out", str(tmp_path / "t"), "--quiet"]
+    assert runner.invoke(train_main, base + ["--steps", "10", "--keep-checkpoints", "1"]).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "t").glob("checkpoint-*.safetensors")) == [
+        "checkpoint-0000010.safetensors"]
+    result = runner.invoke(train_main, base + ["--steps", "15", "--resume"])  # the preset's 0: keep all again
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "t").glob("checkpoint-*.safetensors"))) == 2
+    result = runner.invoke(train_main, base + ["--steps", "-3", "--resume"])
+    assert result.exit_code == 2 and "steps must be between 0" in result.output
 
 def test_diagnostic_runs_every_val_every_steps_whatever_log_every(tmp_path, data_dir):
     # the diagnostic runs inside a logging step; val_every 2 with log_every 3 must still validate at 2 and 4

@@ -53,6 +53,9 @@ COMMON = [
                  help="Forward-pass arithmetic (overrides the preset's, default float32): bfloat16 autocast, "
                       "or auto = bfloat16 where the CPU/GPU has it natively (about 1.6x per step on an "
                       "AVX512-BF16 CPU); weights and optimiser stay float32."),
+    click.option("--keep-checkpoints", type=click.IntRange(min=0), default=None,
+                 help="Keep only the newest N checkpoints in OUT (and those latest and best point at); "
+                      "overrides the preset's keep_checkpoints, default 0: keep all."),
     click.option("--resume", is_flag=True, help="Continue from OUT/latest."),
     click.option("--init-from", type=click.Path(exists=True, path_type=Path), default=None,
                  help="Start a new run in OUT from another run's checkpoint (file or run folder): its "
@@ -70,11 +73,12 @@ def common_options(func):
     return func
 
 
-def _setup(preset: str, section: str, steps: int | None, out: Path, resume: bool, device: str | None,
-           init_from: Path | None = None, precision: str | None = None, cooldown_steps: int | None = None):
+def _setup(preset: str, section: str, out: Path, resume: bool, device: str | None, init_from: Path | None,
+           overrides: dict):
     """``(env, config)``: join torchrun if present, load the preset's ``"teacher"`` or
-    ``"distill"`` section with the ``--steps``, ``--cooldown-steps`` and ``--precision``
-    overrides, and refuse to overwrite a run without ``--resume``."""
+    ``"distill"`` section with the command line's ``overrides`` of its fields (``--steps``,
+    ``--cooldown-steps``, ``--keep-checkpoints``, ``--precision``; None: the preset's), and
+    refuse to overwrite a run without ``--resume``."""
     if init_from is not None and resume:
         raise ValueError("--init-from starts a new run in OUT; leave out --resume (use --resume alone to "
                          "continue that run later)")
@@ -84,12 +88,8 @@ def _setup(preset: str, section: str, steps: int | None, out: Path, resume: bool
     env = training.setup_distributed(device)
     teacher_cfg, distill_cfg = training.load_preset(preset)
     cfg = {"teacher": teacher_cfg, "distill": distill_cfg}[section]
-    if steps is not None:
-        cfg = dataclasses.replace(cfg, steps=steps)
-    if cooldown_steps is not None:
-        cfg = dataclasses.replace(cfg, cooldown_steps=cooldown_steps)
-    if precision is not None:
-        cfg = dataclasses.replace(cfg, precision=precision)
+    cfg = dataclasses.replace(cfg, **{name: value for name, value in overrides.items() if value is not None})
+    training.check_ranges(cfg, "the command line")
     if (out / "latest.safetensors").exists() and not resume:
         raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     torch.manual_seed(cfg.seed)
@@ -106,10 +106,13 @@ Examples:
   torchrun --nproc_per_node=2 -m ncvsd_inverse.cli.train teacher --preset tiny --data images/ --out runs/t
 """)
 @common_options
-def train_main(preset, data, out, steps, cooldown_steps, precision, resume, init_from, exclude, device, quiet):
+def train_main(preset, data, out, steps, cooldown_steps, precision, keep_checkpoints, resume, init_from, exclude,
+               device, quiet):
     """Train an EDM teacher denoiser (DESIGN 3.1) on random patches of a folder of images."""
     with user_errors():
-        env, cfg = _setup(preset, "teacher", steps, out, resume, device, init_from, precision, cooldown_steps)
+        env, cfg = _setup(preset, "teacher", out, resume, device, init_from,
+                          dict(steps=steps, cooldown_steps=cooldown_steps, precision=precision,
+                               keep_checkpoints=keep_checkpoints))
         teacher = build_teacher(cfg.network)
         dataset = _dataset(data, cfg.patch, cfg.network.img_channels, exclude, quiet, env, cfg.batch)
         if env.is_main and not quiet:
@@ -137,11 +140,13 @@ Examples:
 @click.option("--val-list", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Text file naming the validation images to use from --val-data.")
 @common_options
-def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, cooldown_steps, precision, resume,
-                 init_from, exclude, device, quiet):
+def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, cooldown_steps, precision,
+                 keep_checkpoints, resume, init_from, exclude, device, quiet):
     """Distill a teacher into a generative denoiser with NCVSD (DESIGN 3.4)."""
     with user_errors():
-        env, cfg = _setup(preset, "distill", steps, out, resume, device, init_from, precision, cooldown_steps)
+        env, cfg = _setup(preset, "distill", out, resume, device, init_from,
+                          dict(steps=steps, cooldown_steps=cooldown_steps, precision=precision,
+                               keep_checkpoints=keep_checkpoints))
         teacher = load_teacher(teacher_path, env.device)
         network = teacher.backbone.cfg
         generator_net, fake, disc = training.build_distillation_nets(teacher, cfg)

@@ -16,6 +16,7 @@ from .config import (
     RecipeConfig,
     TeacherConfig,
     available_presets,
+    check_ranges,
     load_preset,
     merge_settings,
     network_description,
@@ -41,8 +42,9 @@ from .teacher import save_denoising_grid, train_teacher
 
 __all__ = [
     "PRESET_DIR", "VALIDATION_SEED", "DistillConfig", "Distributed", "NCVSDLoss", "PatchDataset", "RecipeConfig",
-    "Run", "StopRequest", "TeacherConfig", "TeacherLoss", "available_presets", "build_distillation_nets", "distill",
-    "learning_rate", "load_preset", "merge_settings", "network_description", "posterior_mean_bias",
-    "power_ema_exponent", "preset_path", "read_preset", "save_denoising_grid", "setup_distributed",
-    "step_generator", "teardown_distributed", "to_plain", "train_loop", "train_teacher", "update_ema",
+    "Run", "StopRequest", "TeacherConfig", "TeacherLoss", "available_presets", "build_distillation_nets",
+    "check_ranges", "distill", "learning_rate", "load_preset", "merge_settings", "network_description",
+    "posterior_mean_bias", "power_ema_exponent", "preset_path", "read_preset", "save_denoising_grid",
+    "setup_distributed", "step_generator", "teardown_distributed", "to_plain", "train_loop", "train_teacher",
+    "update_ema",
 ]

@@ -28,7 +28,8 @@ class RecipeConfig:
     ``t ~ lognormal(p_mean, p_std)``. ``precision``: the arithmetic of the
     forward passes (``float32``, ``bfloat16`` autocast, or ``auto``: bfloat16 where it is native,
     :func:`~ncvsd_inverse.sampling.resolve_precision`); weights, Adam state and backward passes
-    stay float32."""
+    stay float32. A checkpoint every ``checkpoint_every`` steps; ``keep_checkpoints`` > 0 keeps
+    only that many of the newest (and the ones ``latest`` and ``best`` point at), 0 keeps all."""
 
     batch: int = 32
     patch: int = 32
@@ -42,6 +43,7 @@ class RecipeConfig:
     grad_clip: float = 0.0
     steps: int = 1000
     checkpoint_every: int = 250
+    keep_checkpoints: int = 0
     log_every: int = 50
     seed: int = 0
     precision: str = "float32"
@@ -98,7 +100,8 @@ RANGES = {
     "batch": (1, 65536), "patch": (8, 4096), "lr": (1e-12, 10.0), "lr_ref_steps": (1, 10**9),
     "rampup_steps": (0, 10**9), "cooldown_steps": (0, 10**9), "p_mean": (-10.0, 10.0), "p_std": (1e-6, 10.0),
     "ema_std": (0.0, 1.0),
-    "grad_clip": (0.0, 1e9), "steps": (0, 10**9), "checkpoint_every": (1, 10**9), "log_every": (1, 10**9),
+    "grad_clip": (0.0, 1e9), "steps": (0, 10**9), "checkpoint_every": (1, 10**9), "keep_checkpoints": (0, 10**9),
+    "log_every": (1, 10**9),
     "seed": (0, 2**63 - 1), "gamma": (0.0, 10.0), "g_lr_scale": (1e-9, 1e3), "d_lr_scale": (1e-9, 1e3),
     "fake_steps": (1, 1000), "sigma_min": (1e-9, 1e3), "sigma_max": (1e-9, 1e6), "sigma_levels": (2, 10**7),
     "sigma_rho": (0.1, 100.0), "gan_scale": (0.0, 1e6), "gan_warmup_steps": (0, 10**9), "mean_scale": (0.0, 1e6),

@@ -59,7 +59,8 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
     if cfg.logvar_on_t:  # training-only: not part of the shipped generator
         nets["logvar_t"], lrs["logvar_t"] = UncertaintyHead(), cfg.lr
     config = {"distill": to_plain(cfg), **network_description(generator_net), **(extra_config or {})}
-    run = Run("distill", nets, lrs, {"generator": clone_frozen(generator_net)}, config, out_dir, env)
+    run = Run("distill", nets, lrs, {"generator": clone_frozen(generator_net)}, config, out_dir, env,
+              cfg.keep_checkpoints)
     log_start(run, resume, init_from, quiet)
     losses = NCVSDLoss(cfg)
     per_rank = max(cfg.batch // env.world, 1)

@@ -100,12 +100,14 @@ class Run:
     """Networks, optimisers and EMA copies of one training run, with checkpoint save/resume.
 
     ``nets``: trainable modules by name (wrapped in DDP when ``world > 1``); ``emas``: EMA copies
-    by name of the network they follow; ``lrs``: base learning rate per network.
+    by name of the network they follow; ``lrs``: base learning rate per network;
+    ``keep_checkpoints``: how many of the newest checkpoints each save leaves (0: all).
     """
 
     def __init__(self, kind: str, nets: dict[str, nn.Module], lrs: dict[str, float], emas: dict[str, nn.Module],
-                 config: dict, out_dir: Path, env: Distributed):
+                 config: dict, out_dir: Path, env: Distributed, keep_checkpoints: int = 0):
         self.kind, self.config, self.out_dir, self.env = kind, config, Path(out_dir), env
+        self.keep_checkpoints = keep_checkpoints
         self.nets = {}
         for name, net in nets.items():
             net.to(env.device).train()
@@ -142,13 +144,17 @@ class Run:
         return float(diff)
 
     def save(self, stats: dict | None = None) -> Path | None:
-        """Checkpoint (rank 0 writes; every rank must call it: it checks the ranks are in sync)."""
+        """Checkpoint (rank 0 writes; every rank must call it: it checks the ranks are in sync),
+        then delete the checkpoints beyond the newest ``keep_checkpoints`` (none that a link holds)."""
         divergence = self.rank_divergence()
         if not self.env.is_main:
             return None
         config = {"kind": self.kind, "world_size": self.env.world, **self.config}
         stats = {**(stats or {}), "rank_weight_divergence": divergence}
-        return checkpoints.save_checkpoint(self.out_dir, self.step, self.tensors(), config, stats)
+        path = checkpoints.save_checkpoint(self.out_dir, self.step, self.tensors(), config, stats)
+        if self.keep_checkpoints > 0:
+            checkpoints.prune_checkpoints(self.out_dir, self.keep_checkpoints)
+        return path
 
     def load(self, source: str | Path) -> Path:
         """Load weights, optimiser states, EMA copies and step from a checkpoint file or run folder;

@@ -27,7 +27,8 @@ def train_teacher(teacher: nn.Module, data: PatchDataset, cfg: TeacherConfig, ou
     out_dir.mkdir(parents=True, exist_ok=True)
     ema = clone_frozen(teacher)
     config = {"teacher": to_plain(cfg), **network_description(teacher), **(extra_config or {})}
-    run = Run("teacher", {"teacher": teacher}, {"teacher": cfg.lr}, {"teacher": ema}, config, out_dir, env)
+    run = Run("teacher", {"teacher": teacher}, {"teacher": cfg.lr}, {"teacher": ema}, config, out_dir, env,
+              cfg.keep_checkpoints)
     log_start(run, resume, init_from, quiet)
     loss_fn = TeacherLoss(cfg.p_mean, cfg.p_std)
     per_rank = max(cfg.batch // env.world, 1)
