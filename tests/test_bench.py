@@ -175,13 +175,13 @@ methods:
     out = tmp_path / "out"
     run_suite(load_suite(write_suite(tmp_path, suite_text.replace("LAMBDA", "25"))), out, progress=False)
     assert calls == [("sr4x", 7.0), ("gaussian_deblur", 25.0)]
-    drawn_by_25 = (out / "images" / "gaussian_deblur" / "diffpir 2.png").read_bytes()
+    picture = out / "images" / "gaussian_deblur" / "diffpir 2.png"
+    drawn_by_25 = picture.read_bytes()
     calls.clear()
     run_suite(load_suite(write_suite(tmp_path, suite_text.replace("LAMBDA", "30"))), out, resume=True,
               progress=False)
     assert calls == [("gaussian_deblur", 30.0)]  # the SR cell's key holds only SR's lambda
     # reverted: the lambda-25 cell is finished, but the picture is lambda 30's, so only image 0 reruns
-    picture = out / "images" / "gaussian_deblur" / "diffpir 2.png"
     drawn_by_30 = picture.read_bytes()
     calls.clear()
     run_suite(load_suite(write_suite(tmp_path, suite_text.replace("LAMBDA", "25"))), out, resume=True,

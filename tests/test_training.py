@@ -443,6 +443,7 @@ def test_cooldown_steps_from_the_command_line_finish_a_branch(tmp_path, data_dir
     result = runner.invoke(train_main, base + ["--out", str(tmp_path / "c"), "--cooldown-steps", "-1"])
     assert result.exit_code == 2 and "--cooldown-steps" in result.output
 
+
 def test_pruning_keeps_the_newest_checkpoints_and_those_a_link_points_at(tmp_path):
     """By step number (not by name: step 10,000,000 has eight digits), never ``best``'s target."""
     for step in (1, 2, 3, 9_999_999, 10_000_000):
@@ -467,6 +468,7 @@ def test_keep_checkpoints_from_the_command_line_and_a_resume_after_it(tmp_path, 
     assert len(list((tmp_path / "t").glob("checkpoint-*.safetensors"))) == 2
     result = runner.invoke(train_main, base + ["--steps", "-3", "--resume"])
     assert result.exit_code == 2 and "steps must be between 0" in result.output
+
 
 def test_diagnostic_runs_every_val_every_steps_whatever_log_every(tmp_path, data_dir):
     # the diagnostic runs inside a logging step; val_every 2 with log_every 3 must still validate at 2 and 4
@@ -550,8 +552,7 @@ def test_a_nonfinite_gradient_skips_the_step_whatever_the_clipping(tmp_path, gra
 def test_the_cooldown_decays_the_learning_rate_linearly_to_zero_at_the_run_end():
     """Before the last ``cooldown_steps`` the schedule is EDM2's; over them it falls linearly to
     1/cooldown of it at the last step; more steps on resume move the decay to the new end."""
-    from ncvsd_inverse.training.loop import learning_rate
-
+    learning_rate = training.learning_rate
     recipe = training.TeacherConfig(lr=0.01, lr_ref_steps=100, rampup_steps=10, steps=1000, cooldown_steps=200)
     plain = dataclasses.replace(recipe, cooldown_steps=0)
     assert learning_rate(5, 0.01, recipe) == learning_rate(5, 0.01, plain) == pytest.approx(0.005)  # ramp-up

@@ -99,9 +99,8 @@ class DistillConfig(RecipeConfig):
 RANGES = {
     "batch": (1, 65536), "patch": (8, 4096), "lr": (1e-12, 10.0), "lr_ref_steps": (1, 10**9),
     "rampup_steps": (0, 10**9), "cooldown_steps": (0, 10**9), "p_mean": (-10.0, 10.0), "p_std": (1e-6, 10.0),
-    "ema_std": (0.0, 1.0),
-    "grad_clip": (0.0, 1e9), "steps": (0, 10**9), "checkpoint_every": (1, 10**9), "keep_checkpoints": (0, 10**9),
-    "log_every": (1, 10**9),
+    "ema_std": (0.0, 1.0), "grad_clip": (0.0, 1e9), "steps": (0, 10**9), "checkpoint_every": (1, 10**9),
+    "keep_checkpoints": (0, 10**9), "log_every": (1, 10**9),
     "seed": (0, 2**63 - 1), "gamma": (0.0, 10.0), "g_lr_scale": (1e-9, 1e3), "d_lr_scale": (1e-9, 1e3),
     "fake_steps": (1, 1000), "sigma_min": (1e-9, 1e3), "sigma_max": (1e-9, 1e6), "sigma_levels": (2, 10**7),
     "sigma_rho": (0.1, 100.0), "gan_scale": (0.0, 1e6), "gan_warmup_steps": (0, 10**9), "mean_scale": (0.0, 1e6),
