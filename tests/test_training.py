@@ -20,7 +20,7 @@ from ncvsd_inverse.checkpoints import CheckpointError, prune_checkpoints, read_c
 from ncvsd_inverse.cli.train import distill_main, train_main
 from ncvsd_inverse.edm import edm_loss_weight
 from ncvsd_inverse.models import load_generator, load_teacher
-from ncvsd_inverse.networks import ConditionalDenoiser, Denoiser, GenerativeDenoiser, MPConv
+from ncvsd_inverse.networks import ConditionalDenoiser, Denoiser, GenerativeDenoiser, MPConv, build_teacher
 from ncvsd_inverse.training import check_ranges
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -279,6 +279,18 @@ def test_bfloat16_training_runs_the_forward_in_bfloat16_and_keeps_float32_weight
     assert dtypes == {torch.float32}
     with pytest.raises(ValueError, match="precision must be one of"):
         check_ranges(dataclasses.replace(cfg, precision="float16"), "recipe")
+
+
+def test_the_teacher_sample_grid_is_drawn_once_per_checkpoint_interval_and_at_the_end(tmp_path, data_dir,
+                                                                                       monkeypatch):
+    cfg, _ = _tiny(steps=7, checkpoint_every=3, log_every=1)
+    drawn = []
+    monkeypatch.setattr(training.teacher, "save_denoising_grid", lambda net, data, path, device: drawn.append(path))
+    run = training.train_teacher(build_teacher(cfg.network), training.PatchDataset(data_dir, cfg.patch), cfg,
+                                 tmp_path, quiet=True)
+    assert run.step == 7 and drawn == [tmp_path / "samples.png"] * 3  # steps 3, 6 and 7, not all 7 logs
+    steps = [r["step"] for r in map(json.loads, (tmp_path / "stats.jsonl").read_text().splitlines())]
+    assert steps == list(range(1, 8))
 
 
 def test_a_run_started_from_another_runs_checkpoint_continues_it(tmp_path, data_dir):
