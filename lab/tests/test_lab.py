@@ -12,10 +12,10 @@ DATA = ROOT / "tests" / "data"
 pytest_plugins = ["conftest"]
 
 
-def test_average_checkpoints_gives_the_mean_generator(tmp_path):
+def test_average_checkpoints_gives_the_mean_generator_and_refuses_another_role(tmp_path):
     import torch
 
-    from average_checkpoints import average_generators
+    from average_checkpoints import average_ema
 
     from ncvsd_inverse.checkpoints import save_checkpoint
     from ncvsd_inverse.models import load_generator
@@ -32,14 +32,14 @@ def test_average_checkpoints_gives_the_mean_generator(tmp_path):
         (tmp_path / "run").mkdir(exist_ok=True)
         save_checkpoint(tmp_path / "run", seed, states[-1], config)
     sources = [tmp_path / "run" / f"checkpoint-{s:07d}.safetensors" for s in (1, 2)]
-    averaged = load_generator(average_generators(sources, tmp_path / "avg"))
+    averaged = load_generator(average_ema(sources, tmp_path / "avg"))
     for name, value in averaged.state_dict().items():
         expected = (states[0][f"ema.generator.{name}"] + states[1][f"ema.generator.{name}"]) / 2
         assert torch.allclose(value, expected, atol=1e-6), name
     with pytest.raises(SystemExit, match="no ema.generator"):
         (tmp_path / "teacher").mkdir()
         save_checkpoint(tmp_path / "teacher", 1, {"ema.teacher.w": torch.zeros(1)}, config)
-        average_generators([tmp_path / "teacher" / "checkpoint-0000001.safetensors"], tmp_path / "avg2")
+        average_ema([tmp_path / "teacher" / "checkpoint-0000001.safetensors"], tmp_path / "avg2")
 
 
 def test_device_init_joins_an_export_and_a_fake_score_into_a_startable_checkpoint(tiny_models, tmp_path):
