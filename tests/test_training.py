@@ -353,6 +353,24 @@ def test_distill_resume_after_interrupt_is_bitwise(tmp_path, data_dir, monkeypat
     assert isinstance(load_generator(tmp_path / "b"), GenerativeDenoiser)
 
 
+def test_a_step_that_is_both_a_new_best_and_a_checkpoint_step_writes_one_checkpoint(tmp_path, data_dir,
+                                                                                    monkeypatch):
+    teacher_cfg, cfg = _tiny()
+    cfg = dataclasses.replace(cfg, steps=4, checkpoint_every=2, val_every=2)
+    torch.manual_seed(0)
+    teacher = build_teacher(teacher_cfg.network).eval().requires_grad_(False)
+    g, f, _ = training.build_distillation_nets(teacher, cfg)
+    from ncvsd_inverse import checkpoints
+
+    written, real_save = [], checkpoints.save_checkpoint
+    monkeypatch.setattr(checkpoints, "save_checkpoint", lambda out, step, *a: written.append(step) or
+                        real_save(out, step, *a))
+    training.distill(teacher, g, f, training.PatchDataset(data_dir, cfg.patch), cfg, tmp_path, quiet=True)
+    assert written == [2, 4]  # step 2 is the first best; step 4 a checkpoint step, new best or not
+    best = json.loads((tmp_path / "best.json").read_text())["step"]
+    assert (tmp_path / "best.safetensors").resolve().name == f"checkpoint-{best:07d}.safetensors"
+
+
 def test_concatenation_generator_trains_and_loads_back(tmp_path, data_dir):
     from ncvsd_inverse.networks import InputConcatUNet, build_teacher
 

@@ -108,6 +108,7 @@ class Run:
                  config: dict, out_dir: Path, env: Distributed, keep_checkpoints: int = 0):
         self.kind, self.config, self.out_dir, self.env = kind, config, Path(out_dir), env
         self.keep_checkpoints = keep_checkpoints
+        self.saved: tuple[int, Path | None] | None = None  # (step, file) of the last save
         self.nets = {}
         for name, net in nets.items():
             net.to(env.device).train()
@@ -145,15 +146,20 @@ class Run:
 
     def save(self, stats: dict | None = None) -> Path | None:
         """Checkpoint (rank 0 writes; every rank must call it: it checks the ranks are in sync),
-        then delete the checkpoints beyond the newest ``keep_checkpoints`` (none that a link holds)."""
+        then delete the checkpoints beyond the newest ``keep_checkpoints`` (none that a link holds).
+        A second call at the same step writes nothing and returns the first's file (a distillation
+        step that is both a new best and a checkpoint step, or a stop right after a checkpoint)."""
+        if self.saved is not None and self.saved[0] == self.step:
+            return self.saved[1]
         divergence = self.rank_divergence()
-        if not self.env.is_main:
-            return None
-        config = {"kind": self.kind, "world_size": self.env.world, **self.config}
-        stats = {**(stats or {}), "rank_weight_divergence": divergence}
-        path = checkpoints.save_checkpoint(self.out_dir, self.step, self.tensors(), config, stats)
-        if self.keep_checkpoints > 0:
-            checkpoints.prune_checkpoints(self.out_dir, self.keep_checkpoints)
+        path = None
+        if self.env.is_main:
+            config = {"kind": self.kind, "world_size": self.env.world, **self.config}
+            stats = {**(stats or {}), "rank_weight_divergence": divergence}
+            path = checkpoints.save_checkpoint(self.out_dir, self.step, self.tensors(), config, stats)
+            if self.keep_checkpoints > 0:
+                checkpoints.prune_checkpoints(self.out_dir, self.keep_checkpoints)
+        self.saved = (self.step, path)
         return path
 
     def load(self, source: str | Path) -> Path:
