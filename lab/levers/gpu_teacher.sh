@@ -1,7 +1,8 @@
 #!/bin/bash
 # Issue 17, goal 1 (teacher +0.5 dB), as one call of the device tool on a lent GPU:
-#   1. the shipped 4-level teacher goes on training under each of PRESETS (side by side on the one
-#      GPU: the UNet is small), each stopped by SIGTERM after TRAIN_S seconds (it checkpoints);
+#   1. the shipped 4-level teacher (or START, a teacher model file, at its step) goes on training
+#      under each of PRESETS (side by side on the one GPU: the UNet is small), each stopped by
+#      SIGTERM after TRAIN_S seconds (it checkpoints);
 #   2. each run's EMA and the shipped teacher: denoising PSNR / LPIPS at t = 0.05, 0.1, 0.2, 0.5 on
 #      the 32 validation crops (benchmarks/denoising_quality.py, the model card's table);
 #   3. with DISTILL_S > 0 (seconds): the shipped distillation recipe (distill_4level_chain.sh, its
@@ -14,6 +15,9 @@
 # (the chain's 2200 steps took 1.7-4 s each on the 2-core CPU; never timed on a GPU).
 # Before the call, here (the tracked tree is far over the 64 MiB that travels):
 #   mkdir -p .devcarry && cp -r ../shared/data/cbsd432 .devcarry/ && echo /.devcarry/ >> .git/info/exclude
+#   to start from the CPU run's newest EMA rather than the shipped step 12000 (it is ahead: see
+#   lab/results/teacher_4level/README.md): ncvsd-export --teacher lab/runs/teacher-4level --out
+#   .devcarry/start, and START=.devcarry/start/teacher.safetensors before the command
 #   python lab/levers/device_tree.py slim --min-kb 16 --keep ncvsd_inverse/default_model/teacher.safetensors
 #   device run: command 'bash lab/levers/gpu_teacher.sh', carry [".devcarry"], timeout_s 600
 #   python lab/levers/device_tree.py restore
@@ -34,12 +38,13 @@ DISTILL_S=${DISTILL_S:-0}
 DISTILL_EXTRA=${DISTILL_EXTRA:-}
 PRESETS=${PRESETS:-lab/levers/gpu-teacher-4level.yaml lab/levers/gpu-teacher-4level-p128.yaml}
 SHIPPED=ncvsd_inverse/default_model/teacher.safetensors
+START=${START:-$SHIPPED}
 VAL_LIST=benchmarks/splits/cbsd432_val32.txt
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 source lab/levers/device_out.sh
 mkdir -p "$WORK" "$OUT"
 nvidia-smi -L 2>/dev/null; python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-python lab/levers/device_init.py teacher "$SHIPPED" "$WORK/init.safetensors" || exit 1
+python lab/levers/device_init.py teacher "$START" "$WORK/init.safetensors" || exit 1
 
 runs=()
 for preset in $PRESETS; do
