@@ -43,7 +43,7 @@ def train_teacher(teacher: nn.Module, data: PatchDataset, cfg: TeacherConfig, ou
     grid_drawn = {"step": run.step}
 
     def log(run: Run, record: dict) -> dict:
-        # samples.png once per checkpoint interval and at the end: at every log it cost ~5% of the steps
+        # samples.png once per checkpoint interval and at the end: at every log it cost a few percent of the time
         due = run.step - grid_drawn["step"] >= cfg.checkpoint_every or run.step == cfg.steps
         if env.is_main and due:
             save_denoising_grid(run.module("teacher"), data, out_dir / "samples.png", env.device)
