@@ -20,7 +20,6 @@ from ncvsd_inverse.checkpoints import read_checkpoint  # noqa: E402
 from ncvsd_inverse.cli.export import write_model_file  # noqa: E402
 
 
-
 def average_ema(sources: list[Path], out_dir: Path, role: str = "generator") -> Path:
     """Write ``out_dir/<role>.safetensors``: the mean of the sources' ``ema.<role>.*`` tensors."""
     prefix = f"ema.{role}."
