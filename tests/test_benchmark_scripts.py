@@ -99,3 +99,19 @@ def test_tune_solver_sweeps_operator_and_restart_settings(tiny_models, tmp_path,
     report = json.loads(out.read_text())
     assert report["task"] == "sr4x" and len(report["rows"]) == 1 and report["rows"][0]["langevin_steps"] is None
     assert set(report["classical"]) == {"psnr", "lpips"}
+
+
+def test_train_throughput_times_the_steps_after_the_warm_up(tmp_path, monkeypatch):
+    """One run per trainer: the steps after the 2 warm-up steps, from the run's own timing."""
+    import train_throughput
+
+    out = tmp_path / "throughput.json"
+    monkeypatch.setattr(sys, "argv", ["train_throughput.py", "--presets", "tiny", "--steps", "3",
+                                      "--device", "cpu", "--json", str(out)])
+    train_throughput.main()
+    report = json.loads(out.read_text())
+    (row,) = report["results"]
+    assert row["preset"] == "tiny" and row["precision"] == "float32" and row["compile"] is False
+    for trainer in ("teacher", "distill"):
+        assert 0 < row[f"{trainer}_s_per_step"] < 10
+    assert row["teacher_images_per_s"] == pytest.approx(row["teacher_batch"] / row["teacher_s_per_step"])

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -281,6 +282,45 @@ def test_bfloat16_training_runs_the_forward_in_bfloat16_and_keeps_float32_weight
         check_ranges(dataclasses.replace(cfg, precision="float16"), "recipe")
 
 
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on a CPU needs a C++ compiler")
+def test_a_compiled_teacher_trains_like_the_eager_one(tmp_path, data_dir):
+    """``compile``: the compiled step keeps EDM2's forced weight normalisation (under torch.compile
+    MPConv's in-place write is lost, so :func:`compile_for_training` projects eagerly), so the
+    weights, Adam state and losses match the eager run's. The weights start off the unit sphere
+    (x3): without the projection the compiled run would keep them there."""
+    cfg, _ = _tiny(steps=3, log_every=1)
+    data = training.PatchDataset(data_dir, cfg.patch)
+
+    def run(compile_: bool, out: Path):
+        torch.manual_seed(cfg.seed)
+        teacher = build_teacher(cfg.network)
+        with torch.no_grad():
+            for module in teacher.modules():
+                if isinstance(module, MPConv):
+                    module.weight.mul_(3)
+        return training.train_teacher(teacher, data, dataclasses.replace(cfg, compile=compile_), out, quiet=True)
+
+    eager, compiled = run(False, tmp_path / "eager"), run(True, tmp_path / "compiled")
+    a, b = _state(eager), _state(compiled)
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
+    conv = next(m for m in compiled.module("teacher").modules() if isinstance(m, MPConv) and m.weight.ndim == 4)
+    rms = conv.weight.detach().flatten(1).pow(2).mean(1).sqrt()  # projected, then one Adam step of lr 0.01
+    assert torch.allclose(rms, torch.ones_like(rms), atol=0.01)
+    losses = [[r["loss"] for r in map(json.loads, (out / "stats.jsonl").read_text().splitlines())]
+              for out in (tmp_path / "eager", tmp_path / "compiled")]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    assert json.loads((tmp_path / "compiled" / "latest.json").read_text())["config"]["teacher"]["compile"] is True
+    # the command line's --compile reaches the recipe (and is recorded); --resume goes on without it
+    base = ["--preset", "tiny", "--data", str(data_dir), "--quiet", "--out", str(tmp_path / "cli")]
+    result = CliRunner().invoke(train_main, base + ["--steps", "1", "--compile"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "cli" / "latest.json").read_text())["config"]["teacher"]["compile"] is True
+    assert CliRunner().invoke(train_main, base + ["--steps", "2", "--resume"]).exit_code == 0
+    assert json.loads((tmp_path / "cli" / "latest.json").read_text())["config"]["teacher"]["compile"] is False
+
+
 def test_the_teacher_sample_grid_is_drawn_once_per_checkpoint_interval_and_at_the_end(tmp_path, data_dir,
                                                                                        monkeypatch):
     cfg, _ = _tiny(steps=7, checkpoint_every=3, log_every=1)
@@ -351,6 +391,31 @@ def test_distill_resume_after_interrupt_is_bitwise(tmp_path, data_dir, monkeypat
     assert any(k.startswith("logvar_t.") for k in a)  # the training-only head is checkpointed too
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert isinstance(load_generator(tmp_path / "b"), GenerativeDenoiser)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on a CPU needs a C++ compiler")
+def test_a_compiled_distillation_trains_like_the_eager_one(tmp_path, data_dir):
+    """``compile`` in distillation: the generator's and the fake score's training-mode calls are
+    compiled, with the weights projected as in eager mode (they start off the unit sphere, x3)."""
+    teacher_cfg, cfg = _tiny()
+    cfg = dataclasses.replace(cfg, steps=3, checkpoint_every=100, val_every=100, mean_scale=1.0)
+    data = training.PatchDataset(data_dir, cfg.patch)
+    torch.manual_seed(0)
+    teacher = build_teacher(teacher_cfg.network).eval().requires_grad_(False)
+
+    def run(compile_: bool, out: Path):
+        torch.manual_seed(1)
+        g, f, _ = training.build_distillation_nets(teacher, cfg)
+        with torch.no_grad():
+            for module in [*g.modules(), *f.modules()]:
+                if isinstance(module, MPConv):
+                    module.weight.mul_(3)
+        return training.distill(teacher, g, f, data, dataclasses.replace(cfg, compile=compile_), out, quiet=True)
+
+    a, b = _state(run(False, tmp_path / "eager")), _state(run(True, tmp_path / "compiled"))
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
 
 
 def test_a_step_that_is_both_a_new_best_and_a_checkpoint_step_writes_one_checkpoint(tmp_path, data_dir,

@@ -53,6 +53,11 @@ COMMON = [
                  help="Forward-pass arithmetic (overrides the preset's, default float32): bfloat16 autocast, "
                       "or auto = bfloat16 where the CPU/GPU has it natively (about 1.6x per step on an "
                       "AVX512-BF16 CPU); weights and optimiser stay float32."),
+    click.option("--compile/--no-compile", "compile_", default=None,
+                 help="torch.compile the training forward passes (overrides the preset's compile, default "
+                      "off): the same "
+                      "arithmetic in fewer passes over memory, about 1.4x per teacher step on a 2-core CPU "
+                      "after a compile of a few minutes at the start; needs a C++ compiler on a CPU."),
     click.option("--keep-checkpoints", type=click.IntRange(min=0), default=None,
                  help="Keep only the newest N checkpoints in OUT (and those latest and best point at); "
                       "overrides the preset's keep_checkpoints, default 0: keep all."),
@@ -77,7 +82,7 @@ def _setup(preset: str, section: str, out: Path, resume: bool, device: str | Non
            overrides: dict):
     """``(env, config)``: join torchrun if present, load the preset's ``"teacher"`` or
     ``"distill"`` section with the command line's ``overrides`` of its fields (``--steps``,
-    ``--cooldown-steps``, ``--keep-checkpoints``, ``--precision``; None: the preset's), and
+    ``--cooldown-steps``, ``--keep-checkpoints``, ``--precision``, ``--compile``; None: the preset's), and
     refuse to overwrite a run without ``--resume``."""
     if init_from is not None and resume:
         raise ValueError("--init-from starts a new run in OUT; leave out --resume (use --resume alone to "
@@ -101,18 +106,19 @@ Examples:
   ncvsd-train --preset cpu-small --data images/ --out runs/teacher
   ncvsd-train --preset cpu-small --data images/ --out runs/teacher --resume
   ncvsd-train --preset cpu-small --data images/ --out runs/teacher --precision auto
+  ncvsd-train --preset cpu-small --data images/ --out runs/teacher --precision auto --compile
   ncvsd-train --preset my-recipe.yaml --data images/ --out runs/teacher2 --init-from runs/teacher
   ncvsd-train --preset cpu-small --data images/ --out runs/teacher --resume --steps 20000 --cooldown-steps 2000
   torchrun --nproc_per_node=2 -m ncvsd_inverse.cli.train teacher --preset tiny --data images/ --out runs/t
 """)
 @common_options
-def train_main(preset, data, out, steps, cooldown_steps, precision, keep_checkpoints, resume, init_from, exclude,
-               device, quiet):
+def train_main(preset, data, out, steps, cooldown_steps, precision, compile_, keep_checkpoints, resume, init_from,
+               exclude, device, quiet):
     """Train an EDM teacher denoiser (DESIGN 3.1) on random patches of a folder of images."""
     with user_errors():
         env, cfg = _setup(preset, "teacher", out, resume, device, init_from,
                           dict(steps=steps, cooldown_steps=cooldown_steps, precision=precision,
-                               keep_checkpoints=keep_checkpoints))
+                               compile=compile_, keep_checkpoints=keep_checkpoints))
         teacher = build_teacher(cfg.network)
         dataset = _dataset(data, cfg.patch, cfg.network.img_channels, exclude, quiet, env, cfg.batch)
         if env.is_main and not quiet:
@@ -140,13 +146,13 @@ Examples:
 @click.option("--val-list", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Text file naming the validation images to use from --val-data.")
 @common_options
-def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, cooldown_steps, precision,
+def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, cooldown_steps, precision, compile_,
                  keep_checkpoints, resume, init_from, exclude, device, quiet):
     """Distill a teacher into a generative denoiser with NCVSD (DESIGN 3.4)."""
     with user_errors():
         env, cfg = _setup(preset, "distill", out, resume, device, init_from,
                           dict(steps=steps, cooldown_steps=cooldown_steps, precision=precision,
-                               keep_checkpoints=keep_checkpoints))
+                               compile=compile_, keep_checkpoints=keep_checkpoints))
         teacher = load_teacher(teacher_path, env.device)
         network = teacher.backbone.cfg
         generator_net, fake, disc = training.build_distillation_nets(teacher, cfg)

@@ -28,8 +28,11 @@ class RecipeConfig:
     ``t ~ lognormal(p_mean, p_std)``. ``precision``: the arithmetic of the
     forward passes (``float32``, ``bfloat16`` autocast, or ``auto``: bfloat16 where it is native,
     :func:`~ncvsd_inverse.sampling.resolve_precision`); weights, Adam state and backward passes
-    stay float32. A checkpoint every ``checkpoint_every`` steps; ``keep_checkpoints`` > 0 keeps
-    only that many of the newest (and the ones ``latest`` and ``best`` point at), 0 keeps all."""
+    stay float32. ``compile``: the training-mode forward passes through ``torch.compile``
+    (:func:`~ncvsd_inverse.networks.compile_for_training`: the same arithmetic, fewer passes over
+    memory, a compile of minutes when the run starts). A checkpoint every ``checkpoint_every``
+    steps; ``keep_checkpoints`` > 0 keeps only that many of the newest (and the ones ``latest`` and
+    ``best`` point at), 0 keeps all."""
 
     batch: int = 32
     patch: int = 32
@@ -47,6 +50,7 @@ class RecipeConfig:
     log_every: int = 50
     seed: int = 0
     precision: str = "float32"
+    compile: bool = False
 
 
 @dataclasses.dataclass

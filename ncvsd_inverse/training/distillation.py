@@ -60,7 +60,7 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
         nets["logvar_t"], lrs["logvar_t"] = UncertaintyHead(), cfg.lr
     config = {"distill": to_plain(cfg), **network_description(generator_net), **(extra_config or {})}
     run = Run("distill", nets, lrs, {"generator": clone_frozen(generator_net)}, config, out_dir, env,
-              cfg.keep_checkpoints)
+              cfg.keep_checkpoints, cfg.compile)
     log_start(run, resume, init_from, quiet)
     losses = NCVSDLoss(cfg)
     per_rank = max(cfg.batch // env.world, 1)
@@ -83,7 +83,7 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
             x, y, sigma = problem(gen)
             with torch.no_grad():
                 xg = run.module("generator")(y, sigma, rng=gen)
-            loss_f = losses.fake_score_loss(run.nets["fake"], xg, y, sigma, gen)
+            loss_f = losses.fake_score_loss(run.forwards["fake"], xg, y, sigma, gen)
             run.optimize("fake", loss_f, cfg)
         out["loss_f"] = loss_f
         gan_on = disc is not None and cfg.gan_scale > 0 and run.step >= cfg.gan_warmup_steps
@@ -92,7 +92,7 @@ def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: 
             run.optimize("disc", loss_d, cfg)
             out["loss_d"] = loss_d
         x, y, sigma = problem(gen, pairs=cfg.mean_scale > 0)
-        loss_g, _ = losses.generator_loss(run.nets["generator"], teacher, run.module("fake"), y, sigma, gen,
+        loss_g, _ = losses.generator_loss(run.forwards["generator"], teacher, run.module("fake"), y, sigma, gen,
                                           disc=run.module("disc") if gan_on else None,
                                           gan_scale=cfg.gan_scale if gan_on else 0.0,
                                           logvar_t=run.nets["logvar_t"] if cfg.logvar_on_t else None)

@@ -20,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import checkpoints
+from ..networks import compile_for_training
 from ..sampling import native_bfloat16, resolve_precision, warn_emulated_bfloat16
 from .config import RecipeConfig
 from .data import step_generator
@@ -102,10 +103,12 @@ class Run:
     ``nets``: trainable modules by name (wrapped in DDP when ``world > 1``); ``emas``: EMA copies
     by name of the network they follow; ``lrs``: base learning rate per network;
     ``keep_checkpoints``: how many of the newest checkpoints each save leaves (0: all).
+    ``forwards``: what the trainers call for a network's training-mode forward pass with
+    gradients: the net itself, or with ``compile`` its compiled form (:func:`compile_for_training`).
     """
 
     def __init__(self, kind: str, nets: dict[str, nn.Module], lrs: dict[str, float], emas: dict[str, nn.Module],
-                 config: dict, out_dir: Path, env: Distributed, keep_checkpoints: int = 0):
+                 config: dict, out_dir: Path, env: Distributed, keep_checkpoints: int = 0, compile: bool = False):
         self.kind, self.config, self.out_dir, self.env = kind, config, Path(out_dir), env
         self.keep_checkpoints = keep_checkpoints
         self.saved: tuple[int, Path | None] | None = None  # (step, file) of the last save
@@ -113,6 +116,7 @@ class Run:
         for name, net in nets.items():
             net.to(env.device).train()
             self.nets[name] = (nn.parallel.DistributedDataParallel(net) if env.world > 1 else net)
+        self.forwards = {name: compile_for_training(net) if compile else net for name, net in self.nets.items()}
         self.emas = {name: ema.to(env.device) for name, ema in emas.items()}
         self.lrs = lrs
         self.optimizers = {name: torch.optim.Adam(net.parameters(), lr=lrs[name], betas=(0.9, 0.99), eps=1e-8)

@@ -27,7 +27,7 @@ class TeacherLoss:
     def __init__(self, p_mean: float = -0.8, p_std: float = 1.6):
         self.p_mean, self.p_std = p_mean, p_std
 
-    def __call__(self, denoiser: nn.Module, x: Tensor, rng: torch.Generator) -> Tensor:
+    def __call__(self, denoiser: Callable, x: Tensor, rng: torch.Generator) -> Tensor:
         t = lognormal_sigma(x.shape[0], self.p_mean, self.p_std, rng, x.device)
         noisy = x + t.reshape(-1, 1, 1, 1) * torch.randn(x.shape, generator=rng, device=x.device)
         denoised, logvar = denoiser(noisy, t, return_logvar=True)
@@ -69,7 +69,7 @@ class NCVSDLoss:
         t = lognormal_sigma(x.shape[0], self.cfg.p_mean, self.cfg.p_std, rng, x.device).reshape(-1, 1, 1, 1)
         return x + t * torch.randn(x.shape, generator=rng, device=x.device), t
 
-    def fake_score_loss(self, fake: nn.Module, xg: Tensor, y: Tensor, sigma: Tensor,
+    def fake_score_loss(self, fake: Callable, xg: Tensor, y: Tensor, sigma: Tensor,
                         rng: torch.Generator) -> Tensor:
         """DSM of the fake score on generator samples ``xg`` (no gradient into the generator)."""
         x_t, t = self.draw_noisy(xg, rng)
@@ -87,7 +87,7 @@ class NCVSDLoss:
         return (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit), reduction="none")
                 + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit), reduction="none"))
 
-    def generator_loss(self, generator_net: nn.Module, teacher: Callable, fake: nn.Module, y: Tensor,
+    def generator_loss(self, generator_net: Callable, teacher: Callable, fake: nn.Module, y: Tensor,
                        sigma: Tensor, rng: torch.Generator, disc: nn.Module | None = None,
                        gan_scale: float = 0.0, logvar_t: nn.Module | None = None) -> tuple[Tensor, Tensor]:
         """VSD (+ GAN, + posterior-mean) loss of the generator; returns ``(per-sample loss, xg)``.

@@ -28,14 +28,14 @@ def train_teacher(teacher: nn.Module, data: PatchDataset, cfg: TeacherConfig, ou
     ema = clone_frozen(teacher)
     config = {"teacher": to_plain(cfg), **network_description(teacher), **(extra_config or {})}
     run = Run("teacher", {"teacher": teacher}, {"teacher": cfg.lr}, {"teacher": ema}, config, out_dir, env,
-              cfg.keep_checkpoints)
+              cfg.keep_checkpoints, cfg.compile)
     log_start(run, resume, init_from, quiet)
     loss_fn = TeacherLoss(cfg.p_mean, cfg.p_std)
     per_rank = max(cfg.batch // env.world, 1)
 
     def step(run: Run, gen: torch.Generator) -> dict[str, Tensor]:
         x = data.batch(per_rank, cpu_rng(gen)).to(env.device)
-        loss = loss_fn(run.nets["teacher"], x, gen)
+        loss = loss_fn(run.forwards["teacher"], x, gen)
         run.optimize("teacher", loss, cfg)
         update_ema(run.emas["teacher"], run.module("teacher"), run.step, cfg.ema_std)
         return {"loss": loss}
