@@ -494,7 +494,7 @@ def test_checkpoints_load_without_pickle_and_reject_mismatches(tmp_path, data_di
         load_generator(tmp_path / "run")
 
 
-def test_cli_errors_are_one_line_exit_2(tmp_path, data_dir):
+def test_cli_errors_are_one_line_exit_2(tmp_path, data_dir, monkeypatch):
     runner = CliRunner()
     (tmp_path / "empty").mkdir()
     result = runner.invoke(train_main, ["--preset", "tiny", "--data", str(tmp_path / "empty"),
@@ -524,6 +524,12 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, data_dir):
                                           "--steps", "3"])
     assert result.exit_code == 0 and "from" in result.output and "at step 2" in result.output, result.output
     assert json.loads((tmp_path / "d2" / "latest.json").read_text())["step"] == 3
+    # --compile without a C++ compiler: one line before any work, not inductor's traceback mid-run
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    result = runner.invoke(train_main, ["--preset", "tiny", "--data", str(data_dir), "--out", str(tmp_path / "q"),
+                                        "--compile", "--device", "cpu"])
+    assert result.exit_code == 2 and "needs a C++ compiler" in result.output and not (tmp_path / "q").exists()
 
 
 def test_cooldown_steps_from_the_command_line_finish_a_branch(tmp_path, data_dir):

@@ -6,6 +6,8 @@ Both run as one process or under ``torchrun --nproc_per_node=K`` (same code path
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -78,6 +80,11 @@ def common_options(func):
     return func
 
 
+def _cpp_compiler() -> str | None:
+    """The C++ compiler torch.compile's CPU backend (inductor) would build with, if any."""
+    return os.environ.get("CXX") or next(filter(None, map(shutil.which, ("g++", "c++", "clang++"))), None)
+
+
 def _setup(preset: str, section: str, out: Path, resume: bool, device: str | None, init_from: Path | None,
            overrides: dict):
     """``(env, config)``: join torchrun if present, load the preset's ``"teacher"`` or
@@ -89,6 +96,10 @@ def _setup(preset: str, section: str, out: Path, resume: bool, device: str | Non
                          "continue that run later)")
     if device is not None:
         resolve_device(device)  # one line for a device this machine does not have
+    on_cpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cpu")
+    if overrides.get("compile") and on_cpu and not _cpp_compiler():
+        raise ValueError("--compile on a CPU needs a C++ compiler (g++, c++ or clang++ on PATH, or CXX); none was "
+                         "found: install one or leave out --compile")
     retain_freed_memory()  # fewer page faults per step (ncvsd_inverse/allocator.py)
     env = training.setup_distributed(device)
     teacher_cfg, distill_cfg = training.load_preset(preset)
