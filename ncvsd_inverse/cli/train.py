@@ -96,16 +96,15 @@ def _setup(preset: str, section: str, out: Path, resume: bool, device: str | Non
                          "continue that run later)")
     if device is not None:
         resolve_device(device)  # one line for a device this machine does not have
-    on_cpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cpu")
-    if overrides.get("compile") and on_cpu and not _cpp_compiler():
-        raise ValueError("--compile on a CPU needs a C++ compiler (g++, c++ or clang++ on PATH, or CXX); none was "
-                         "found: install one or leave out --compile")
     retain_freed_memory()  # fewer page faults per step (ncvsd_inverse/allocator.py)
     env = training.setup_distributed(device)
     teacher_cfg, distill_cfg = training.load_preset(preset)
     cfg = {"teacher": teacher_cfg, "distill": distill_cfg}[section]
     cfg = dataclasses.replace(cfg, **{name: value for name, value in overrides.items() if value is not None})
     training.check_ranges(cfg, "the command line")
+    if cfg.compile and env.device.type == "cpu" and not _cpp_compiler():
+        raise ValueError("--compile (or compile: true) on a CPU needs a C++ compiler (g++, c++ or clang++ on PATH, "
+                         "or CXX); none was found: install one or pass --no-compile")
     if (out / "latest.safetensors").exists() and not resume:
         raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     torch.manual_seed(cfg.seed)
