@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Issue 17: everything a new shipped 4-level model needs, from a teacher run, as one resumable
+# background job on the CPU (about 8 hours on a 2-core AVX512-BF16 EPYC: distillation 1.6 h with
+# --compile, the CBSD68 report 0.8 h, cbsd68-quick 5.5 h). Run from the repository root:
+#
+#   nohup bash lab/levers/reship_4level.sh runs/teacher-4level runs/reship >> runs/reship.log 2>&1 &
+#
+# Stop it with `pkill -TERM -f reship_4level` (the running command checkpoints or keeps its
+# finished cells); run the same command again to go on. Each step is skipped once its output is
+# there. Steps, all under OUT:
+#   teacher/        the teacher run's EMA as a model file, taken once (the run may train on)
+#   ncvsd-4level-*  the shipped four-stage distillation from it (distill_4level_chain.sh, --compile)
+#   model/          teacher + generator (step 2200 of stage 4): what would go to
+#                   ncvsd_inverse/default_model/
+#   teacher_val32.json, teacher_cbsd68.json  the teacher's denoising PSNR / LPIPS (the model card's
+#                   teacher table; the old teacher's numbers are committed and deterministic)
+#   generator_diagnostic_val.json  the generator diagnostic on val32 (goal 2)
+#   cbsd68-report/, cbsd68-quick/  the record and the PnP suite, the same seeds as the committed ones
+# Then, by hand: compare with the committed tables (benchmarks/results/), copy model/ into
+# ncvsd_inverse/default_model/ (with the old one moved to lab/models/), the JSON and suite folders
+# into benchmarks/results/, and rewrite the README's and MODEL_CARD.md's tables, naming the digests.
+set -euo pipefail
+trap 'echo "stopped by SIGTERM"; exit 143' TERM
+[ $# -eq 2 ] || { echo "usage: $0 TEACHER_RUN OUT" >&2; exit 2; }
+teacher_run=$1 out=$2
+mkdir -p "$out"
+teacher=$out/teacher/teacher.safetensors
+generator=$out/model/generator.safetensors
+val32="--data ../shared/data/cbsd432 --list benchmarks/splits/cbsd432_val32.txt --crop 128"
+
+step() { echo "== $(date -u '+%F %T') $*"; }
+
+[ -e "$teacher" ] || { step "teacher from $teacher_run"; ncvsd-export --teacher "$teacher_run" --out "$out/teacher"; }
+
+step "distillation"
+TEACHER=$teacher RUNS=$out EXTRA="--compile" bash lab/levers/distill_4level_chain.sh
+
+if [ ! -e "$generator" ]; then
+  step "export"
+  ncvsd-export --generator "$out/ncvsd-4level-mean16/checkpoint-0002200.safetensors" --out "$out/model"
+  cp "$out/teacher/teacher.safetensors" "$out/teacher/teacher.json" "$out/model/"
+fi
+
+[ -e "$out/teacher_val32.json" ] || { step "teacher, val32"
+  python benchmarks/denoising_quality.py $val32 --levels 0.1 0.2 0.5 --teacher "$teacher" \
+    --json "$out/teacher_val32.json"; }
+[ -e "$out/teacher_cbsd68.json" ] || { step "teacher, CBSD68 (first 16, 256x256)"
+  python benchmarks/denoising_quality.py --data ../shared/data/cbsd68 --limit 16 --crop 256 \
+    --levels 0.05 0.1 0.2 0.5 --teacher "$teacher" --json "$out/teacher_cbsd68.json"; }
+[ -e "$out/generator_diagnostic_val.json" ] || { step "generator diagnostic, val32"
+  python benchmarks/denoising_quality.py $val32 --teacher "$teacher" --generator "$generator" \
+    --json "$out/generator_diagnostic_val.json"; }
+
+step "cbsd68-report"
+ncvsd-bench cbsd68-report --generator "$generator" --teacher "$teacher" --precision bfloat16 \
+  --out "$out/cbsd68-report" --resume --quiet
+step "cbsd68-quick"
+ncvsd-bench cbsd68-quick --generator "$generator" --teacher "$teacher" --out "$out/cbsd68-quick" --resume --quiet
+step "all done: $out"
