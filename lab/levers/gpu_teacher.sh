@@ -24,6 +24,8 @@
 # After: cat FILES/teacher-RUN.safetensors.part-* > lab/results/.../teacher.safetensors, compare its
 # sha256 with FILES/teacher-RUN.sha256 (its .json is in logs.tgz); the same for generator-*; the
 # step each run reached and its numbers are in logs.tgz.
+# EXTRA="--compile" trains compiled (1.54x per teacher step on the 2-core CPU; never tried on a GPU,
+# where the compile, minutes on the CPU, comes out of TRAIN_S: first try it in a short call).
 # Local dry run (CPU, two teacher steps, 90 s of distillation): OUT=/tmp/o WORK=/tmp/gt LIMIT=2 \
 #   DATA=../shared/data/cbsd432 PRESETS=a-small-batch.yaml EXTRA="--steps 12002 --device cpu" \
 #   DISTILL_S=90 DISTILL_EXTRA="--device cpu" bash lab/levers/gpu_teacher.sh
