@@ -18,7 +18,7 @@ from torch import nn
 
 from ncvsd_inverse import training
 from ncvsd_inverse.checkpoints import CheckpointError, prune_checkpoints, read_checkpoint, save_checkpoint
-from ncvsd_inverse.cli.train import distill_main, train_main
+from ncvsd_inverse.cli.train import cpp_compiler, distill_main, train_main
 from ncvsd_inverse.edm import edm_loss_weight
 from ncvsd_inverse.models import load_generator, load_teacher
 from ncvsd_inverse.networks import ConditionalDenoiser, Denoiser, GenerativeDenoiser, MPConv, build_teacher
@@ -282,8 +282,7 @@ def test_bfloat16_training_runs_the_forward_in_bfloat16_and_keeps_float32_weight
         check_ranges(dataclasses.replace(cfg, precision="float16"), "recipe")
 
 
-@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
-                    reason="torch.compile on a CPU needs a C++ compiler")
+@pytest.mark.skipif(cpp_compiler() is None, reason="torch.compile on a CPU needs a C++ compiler")
 def test_a_compiled_teacher_trains_like_the_eager_one(tmp_path, data_dir):
     """``compile``: the compiled step keeps EDM2's forced weight normalisation (under torch.compile
     MPConv's in-place write is lost, so :func:`compile_for_training` projects eagerly), so the
@@ -393,8 +392,7 @@ def test_distill_resume_after_interrupt_is_bitwise(tmp_path, data_dir, monkeypat
     assert isinstance(load_generator(tmp_path / "b"), GenerativeDenoiser)
 
 
-@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
-                    reason="torch.compile on a CPU needs a C++ compiler")
+@pytest.mark.skipif(cpp_compiler() is None, reason="torch.compile on a CPU needs a C++ compiler")
 def test_a_compiled_distillation_trains_like_the_eager_one(tmp_path, data_dir):
     """``compile`` in distillation: the generator's and the fake score's training-mode calls are
     compiled, with the weights projected as in eager mode (they start off the unit sphere, x3)."""

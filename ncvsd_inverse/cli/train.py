@@ -80,7 +80,7 @@ def common_options(func):
     return func
 
 
-def _cpp_compiler() -> str | None:
+def cpp_compiler() -> str | None:
     """The C++ compiler torch.compile's CPU backend (inductor) would build with, if any."""
     return os.environ.get("CXX") or next(filter(None, map(shutil.which, ("g++", "c++", "clang++"))), None)
 
@@ -102,7 +102,7 @@ def _setup(preset: str, section: str, out: Path, resume: bool, device: str | Non
     cfg = {"teacher": teacher_cfg, "distill": distill_cfg}[section]
     cfg = dataclasses.replace(cfg, **{name: value for name, value in overrides.items() if value is not None})
     training.check_ranges(cfg, "the command line")
-    if cfg.compile and env.device.type == "cpu" and not _cpp_compiler():
+    if cfg.compile and env.device.type == "cpu" and not cpp_compiler():
         raise ValueError("--compile (or compile: true) on a CPU needs a C++ compiler (g++, c++ or clang++ on PATH, "
                          "or CXX); none was found: install one or pass --no-compile")
     if (out / "latest.safetensors").exists() and not resume:
