@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import torch
@@ -25,6 +24,7 @@ import torch
 from ncvsd_inverse import load_model
 from ncvsd_inverse.diagnostics import denoising_diagnostic
 from ncvsd_inverse.io import read_centre_crops, read_name_list
+from ncvsd_inverse.machine import describe_machine
 from ncvsd_inverse.metrics import lpips_status
 from ncvsd_inverse.models import weights_sha256
 from ncvsd_inverse.sampling import ancestral_posterior_sample
@@ -97,7 +97,7 @@ def main() -> None:
                    "generator_sha256": weights_sha256(generator) if isinstance(generator, torch.nn.Module) else None}
         args.json.write_text(json.dumps({"teacher": args.teacher or "shipped", "generator": described, **digests,
                                          "data": str(args.data), "images": len(clean), "crop": args.crop,
-                                         "machine": platform.machine(), "rows": rows}, indent=2))
+                                         "machine": describe_machine("cpu"), "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
 from pathlib import Path
 
 import torch
@@ -29,7 +28,8 @@ from ncvsd_inverse import load_model, solve
 from ncvsd_inverse.allocator import retain_freed_memory
 from ncvsd_inverse.bench.runner import PeakMemory
 from ncvsd_inverse.io import read_image
-from ncvsd_inverse.sampling import PRECISIONS, native_bfloat16, resolve_precision
+from ncvsd_inverse.machine import describe_machine
+from ncvsd_inverse.sampling import PRECISIONS, resolve_precision
 from tasks import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,18 +48,6 @@ def clean_of_size(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
                           -2)
     top, left = (image.shape[-2] - height) // 2, (image.shape[-1] - width) // 2
     return image[..., top:top + height, left:left + width]
-
-
-def cpu_model() -> str:
-    """The CPU's model name and its vector extensions that matter here (from /proc/cpuinfo)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{name} ({', '.join(wanted) or 'no AVX2'})"
 
 
 def parse_steps(text: str) -> int | None:
@@ -116,9 +104,7 @@ def main() -> None:
                   f"{r['seconds_per_step']:7.3f} s/step {r['seconds_per_image']:8.2f} s  "
                   f"{r['seconds_per_megapixel']:8.2f} s/MP  outside net {r['outside_network_fraction']:6.1%}  "
                   f"peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
-    machine = {"device": args.device, "cpu": cpu_model(),
-               "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "native_bfloat16": native_bfloat16(torch.device(args.device).type), "tile": args.tile}
+    machine = {**describe_machine(args.device), "tile": args.tile}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
     print(f"wrote {args.json}")

@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import tempfile
 from pathlib import Path
 
 import torch
 
 from ncvsd_inverse import training
+from ncvsd_inverse.machine import describe_machine
 from ncvsd_inverse.networks import build_teacher, count_parameters
 from ncvsd_inverse.sampling import PRECISIONS
 
@@ -94,8 +94,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/train_throughput.json"))
     args = parser.parse_args()
     rows = [measure(p, args.steps, args.device, args.precision, args.compile) for p in args.presets]
-    machine = {"device": args.device, "cpu": platform.processor() or platform.machine(),
-               "threads": torch.get_num_threads(), "torch": torch.__version__}
+    machine = describe_machine(args.device)
     print(f"precision {args.precision}, compile {args.compile}")
     print(f"{'preset':12s} {'params':>9s} {'teacher s/step':>15s} {'img/s':>7s} {'distill s/step':>15s} {'img/s':>7s}")
     for r in rows:

@@ -13,13 +13,13 @@ import dataclasses
 import functools
 import time
 import warnings
-from pathlib import Path
 from typing import Callable
 
 import torch
 from tqdm import tqdm
 
 from .edm import SIGMA_MAX, SIGMA_MIN, as_level, denoising_posterior, karras_sigmas
+from .machine import cpu_info
 from .networks import GenerativeDenoiser, unet_config
 from .tiling import check_tile, receptive_radius, tiled_apply
 
@@ -48,11 +48,7 @@ def native_bfloat16(device_type: str = "cpu") -> bool:
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device_type != "cpu":
         return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+    return not cpu_info()[1].isdisjoint({"avx512_bf16", "amx_bf16"})
 
 
 def resolve_precision(precision: str, device_type: str = "cpu") -> str:

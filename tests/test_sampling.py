@@ -210,3 +210,35 @@ class _NoContext:
 
     def __exit__(self, *exc):
         return False
+
+
+CPUINFO_AVX2 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse2 avx avx2 fma
+
+processor\t: 1
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse2 avx avx2 fma
+"""
+
+
+def test_cpu_description_and_native_bfloat16_come_from_cpuinfo(monkeypatch):
+    """The machine a benchmark names and the bf16 decision read the same flags: AVX2 alone is
+    float32, AVX512-BF16 (or AMX-BF16) is native bfloat16."""
+    from ncvsd_inverse import machine, sampling
+
+    assert machine.parse_cpu_info(CPUINFO_AVX2) == ("AMD EPYC 7B13", frozenset({"fpu", "sse2", "avx", "avx2", "fma"}))
+    assert machine.parse_cpu_info("") == ("", frozenset())
+    bf16 = CPUINFO_AVX2.replace("avx2 fma", "avx2 fma avx512f avx512_bf16")
+    for text, described, native in ((CPUINFO_AVX2, "AMD EPYC 7B13 (avx2)", False),
+                                    (bf16, "AMD EPYC 7B13 (avx2, avx512f, avx512_bf16)", True),
+                                    ("model name : Old\nflags : sse2\n", "Old (no AVX2)", False)):
+        monkeypatch.setattr(machine, "cpu_info", lambda t=text: machine.parse_cpu_info(t))
+        monkeypatch.setattr(sampling, "cpu_info", machine.cpu_info)
+        sampling.native_bfloat16.cache_clear()
+        assert machine.cpu_model() == described
+        assert sampling.native_bfloat16("cpu") is native
+        assert machine.describe_machine("cpu")["native_bfloat16"] is native
+        assert machine.machine_summary("cpu").startswith(described + ", ")
+    sampling.native_bfloat16.cache_clear()

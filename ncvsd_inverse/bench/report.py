@@ -6,15 +6,14 @@ and ``quality_vs_nfe.png`` (LPIPS and PSNR against NFE, one column per task)."""
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .. import metrics
 from ..files import atomic_write, atomic_write_text
 from ..io import read_image
+from ..machine import machine_summary
 from .methods import DEVIATIONS
 from .suite import Suite
 
@@ -47,12 +46,6 @@ def aggregate(suite: Suite, cells: list[dict]) -> list[dict]:
         record["settings"] = {"method": first["method"], **first["variant"], "runs": first["runs"]}
         records.append(record)
     return records
-
-
-def machine() -> str:
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {device}, "
-            f"torch {torch.__version__}")
 
 
 def _cell(value, digits: int) -> str:
@@ -110,7 +103,7 @@ def markdown(suite: Suite, records: list[dict], digests: dict, common: list[dict
         lines += ["", f"## Every method on the first {common[0]['images']} images", "",
                   "The same scores restricted to the images every method ran on: compare the costly peers here.",
                   "", *summary_rows(common), "", *TABLE_HEADER, *table_rows(common)]
-    lines += ["", f"LPIPS: {metrics.lpips_status()}. Machine: {machine()}.",
+    lines += ["", f"LPIPS: {metrics.lpips_status()}. Machine: {machine_summary()}.",
               "Models (sha256 of the weights): " + (", ".join(f"{k} `{v[:16]}`" for k, v in digests.items()) or "none"),
               ""]
     if "phase_retrieval" in suite.tasks:
@@ -191,7 +184,8 @@ def write_report(suite: Suite, cells: list[dict], out: Path, digests: dict, miss
     """Write the four outputs of a suite's finished ``cells`` into ``out`` (``missing``: cells not
     finished yet, said in the report); returns the records."""
     records = aggregate(suite, cells)
-    about = {"suite": suite.name, "suite_settings": suite.describe(), "machine": machine(), "missing_cells": missing,
+    about = {"suite": suite.name, "suite_settings": suite.describe(), "machine": machine_summary(),
+             "missing_cells": missing,
              "lpips": metrics.lpips_status(), "models_sha256": digests,
              "deviations": {m: DEVIATIONS[m] for m in suite.methods if m in DEVIATIONS}}
     atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
