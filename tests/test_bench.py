@@ -151,6 +151,16 @@ methods:
     run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "3")), precision="bfloat16"), out,
               resume=True, progress=False)
     assert sorted(calls) == ["ncvsd 3", "ncvsd 3"]
+    # auto is keyed as what it resolves to: bfloat16 with native bf16 (the run just made: nothing
+    # reruns), float32 without (kept from before; only the first image reruns, to redraw its picture)
+    from ncvsd_inverse import sampling
+    for native, resolved, reruns in ((True, "bfloat16", []), (False, "float32", ["ncvsd 3"])):
+        monkeypatch.setattr(sampling, "native_bfloat16", lambda device_type="cpu", n=native: n)
+        calls.clear()
+        run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "3")), precision="auto"), out,
+                  resume=True, progress=False)
+        assert calls == reruns
+        assert json.loads((out / "run.json").read_text())["suite_settings"]["precision"] == resolved
 
 
 def test_a_per_task_setting_reruns_only_the_cells_of_its_task_and_its_picture_follows(tmp_path, monkeypatch):

@@ -185,8 +185,7 @@ def write_report(suite: Suite, cells: list[dict], out: Path, digests: dict, miss
     finished yet, said in the report); returns the records."""
     records = aggregate(suite, cells)
     about = {"suite": suite.name, "suite_settings": suite.describe(), "machine": machine_summary(),
-             "missing_cells": missing,
-             "lpips": metrics.lpips_status(), "models_sha256": digests,
+             "missing_cells": missing, "lpips": metrics.lpips_status(), "models_sha256": digests,
              "deviations": {m: DEVIATIONS[m] for m in suite.methods if m in DEVIATIONS}}
     atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
     atomic_write_text(out / "run.json", json.dumps(about, indent=2) + "\n")

@@ -14,6 +14,7 @@ results do not depend on the number of processes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ from .. import metrics
 from ..files import atomic_write_text
 from ..io import ImageReadError, read_centre_crops, write_image
 from ..problem import simulate_problem
+from ..sampling import resolve_precision
 from .methods import METHODS, Method, Models, timed_run
 from .suite import Suite, SuiteError
 
@@ -182,12 +184,20 @@ def model_digests(suite: Suite, models: Models) -> dict[str, str]:
             if any(kind in METHODS[m].models for m in suite.methods)}
 
 
+def on_device(suite: Suite, device: str) -> Suite:
+    """``suite`` with its precision ``"auto"`` resolved for ``device`` (bfloat16 where it is
+    native, else float32: :func:`~ncvsd_inverse.sampling.resolve_precision`), so that every
+    cell's key names the arithmetic that made it."""
+    return dataclasses.replace(suite, precision=resolve_precision(suite.precision, torch.device(device).type))
+
+
 def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu", progress: bool = True) -> list[dict]:
     """Run every cell of ``suite`` not yet in ``out`` and write the report there (rank 0).
     Returns the records of ``results.json`` (on rank 0; an empty list on other ranks)."""
     rank, world = distributed()
     if device == "cuda" and world > 1:  # one GPU per process under torchrun
         device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"
+    suite = on_device(suite, device)
     cells_dir = out / "cells"
     if rank == 0:
         if cells_dir.is_dir() and any(cells_dir.glob("rank*.jsonl")) and not resume:
@@ -248,6 +258,7 @@ def report_suite(suite: Suite, out: Path, device: str = "cpu") -> list[dict]:
     Returns the records of ``results.json``."""
     if not any((out / "cells").glob("rank*.jsonl")):
         raise SuiteError(f"{out} holds no finished cells: run the suite first")
+    suite = on_device(suite, device)
     models = Models(suite.generator, suite.teacher, device)
     digests = model_digests(suite, models)
     return _write_finished(suite, out, load_crops(suite), digests, interim=True)

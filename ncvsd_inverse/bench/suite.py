@@ -6,7 +6,7 @@ data: {folder: ../../../shared/data/cbsd68, crop: 128, first: 8}   # or list: FI
 tasks: [sr4x, box_inpainting, random_inpainting, gaussian_deblur, motion_deblur]
 seed: 0
 runs: 4                      # posterior samples per image for the sampling methods
-precision: float32           # the network's arithmetic (float32 | bfloat16)
+precision: float32           # the network's arithmetic (float32 | bfloat16 | auto: bfloat16 where native)
 generator: null              # a checkpoint or run folder (null: the shipped model); teacher: likewise
 methods:
   ncvsd: {steps: [50, 20, 10]}

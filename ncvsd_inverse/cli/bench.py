@@ -39,9 +39,10 @@ def _names(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--methods", multiple=True, help="Only these methods (repeat or separate with commas).")
 @click.option("--generator", default=None, help="Generator checkpoint or run folder instead of the suite's.")
 @click.option("--teacher", default=None, help="Teacher checkpoint or run folder instead of the suite's.")
-@click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default=None,
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default=None,
               help="Network arithmetic instead of the suite's (bfloat16: about 1.8x faster where it is native, "
-                   "AVX512-BF16 CPUs and GPUs; emulated elsewhere, many times slower). Part of every cell's key.")
+                   "AVX512-BF16 CPUs and GPUs; emulated elsewhere, many times slower; auto: bfloat16 where "
+                   "native, else float32). Part of every cell's key, auto as what it resolved to.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:LOCAL_RANK under torchrun).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--report-only", is_flag=True,
