@@ -6,7 +6,8 @@
 #   nohup bash lab/levers/reship_4level.sh runs/teacher-4level runs/reship >> runs/reship.log 2>&1 &
 #
 # Stop it with `pkill -TERM -f reship_4level` (the running command checkpoints or keeps its
-# finished cells); run the same command again to go on. Each step is skipped once its output is
+# finished cells); run the same command again to go on. Across sessions: lab/levers/reship_keep.sh
+# keeps what resuming needs in lab/runs/reship/ (commit it); its header says how to go on. Each step is skipped once its output is
 # there. Steps, all under OUT:
 #   teacher/        the teacher run's EMA as a model file, taken once (the run may train on)
 #   ncvsd-4level-*  the shipped four-stage distillation from it (distill_4level_chain.sh, --compile)

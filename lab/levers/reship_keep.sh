@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Issue 17: keep what a stopped lab/levers/reship_4level.sh has made, for the next session.
+# Copies from OUT (default runs/reship) into KEEP (default lab/runs/reship) only what resuming
+# needs, as regular files: the teacher; for each distillation stage its final checkpoint if it
+# has one, else its latest checkpoint (and latest.json, stats.jsonl); the exported model; the
+# JSON tables; the suites' finished cells and pictures. Commit KEEP afterwards. To go on in a
+# fresh checkout:
+#   mkdir -p runs && cp -r lab/runs/reship runs/ && nohup bash lab/levers/reship_4level.sh \
+#     runs/teacher-4level-42592 runs/reship >> runs/reship.log 2>&1 &
+# (the teacher argument is read only while OUT has no teacher/ yet).
+# Stop the reship first (`pkill -TERM -f reship_4level`, then wait for its checkpoint).
+set -euo pipefail
+out=${1:-runs/reship}
+keep=${2:-lab/runs/reship}
+pgrep -f reship_4level >/dev/null && { echo "reship_4level.sh is still running: stop it first" >&2; exit 1; }
+mkdir -p "$keep"
+copy() { mkdir -p "$keep/$(dirname "$1")" && cp -L "$out/$1" "$keep/$1"; }
+[ -d "$out/teacher" ] && { copy teacher/teacher.safetensors; copy teacher/teacher.json; }
+declare -A final=([ncvsd-4level-s1]=1200 [ncvsd-4level-mean4]=1400 [ncvsd-4level-mean4-fakelr]=1600
+                  [ncvsd-4level-mean16]=2200)
+for stage in "${!final[@]}"; do
+  [ -d "$out/$stage" ] || continue
+  rm -rf "${keep:?}/$stage"
+  last=$(printf 'checkpoint-%07d' "${final[$stage]}")
+  if [ -e "$out/$stage/$last.safetensors" ]; then
+    copy "$stage/$last.safetensors"; copy "$stage/$last.json"
+  elif [ -e "$out/$stage/latest.safetensors" ]; then
+    copy "$stage/latest.safetensors"; copy "$stage/latest.json"
+  fi
+  [ -e "$out/$stage/stats.jsonl" ] && copy "$stage/stats.jsonl"
+done
+for item in model teacher_val32.json teacher_cbsd68.json generator_diagnostic_val.json; do
+  [ -e "$out/$item" ] && { rm -rf "${keep:?}/$item"; cp -rL "$out/$item" "$keep/$item"; }
+done
+for suite in cbsd68-report cbsd68-quick; do
+  [ -d "$out/$suite" ] && { rm -rf "${keep:?}/$suite"; mkdir -p "$keep/$suite"
+                            cp -rL "$out/$suite/cells" "$out/$suite/images" "$keep/$suite/" 2>/dev/null || true; }
+done
+du -sh "$keep"
