@@ -20,7 +20,7 @@
 #                   (the report with --precision auto: bfloat16 like the committed one where it is
 #                   native; on an AVX2-only CPU float32, which the committed report's PSNR matched to
 #                   0.01 dB, and everything here takes 3-5x longer)
-# Then, by hand: compare with the committed tables (benchmarks/results/), copy model/ into
+# Then, by hand: compare with the committed tables (`python lab/levers/reship_compare.py OUT`), copy model/ into
 # ncvsd_inverse/default_model/ (with the old one moved to lab/models/), the JSON and suite folders
 # into benchmarks/results/, and rewrite the README's and MODEL_CARD.md's tables, naming the digests.
 set -euo pipefail

@@ -210,3 +210,26 @@ def test_device_out_sends_a_large_file_in_parts_that_join_to_it(tmp_path):
     assert all(p.stat().st_size < 16 * 2**20 for p in parts)
     assert b"".join(p.read_bytes() for p in parts) == data
     assert (tmp_path / "out.sha256").read_text().strip() == hashlib.sha256(data).hexdigest()
+
+
+def test_reship_compare_reads_the_committed_reports_as_the_readme_does(tmp_path, capsys, monkeypatch):
+    """The shipped model's report beside cpu-small's (both committed): the README's cells and the
+    goal checks the issue asks for; a reship folder with nothing yet says what is missing."""
+    import reship_compare
+
+    results = ROOT / "benchmarks" / "results"
+    monkeypatch.setattr(sys, "argv", ["reship_compare.py", str(results),
+                                      "--old-report", str(results / "cbsd68-report-cpu-small"),
+                                      "--old-diagnostic", str(results / "generator_diagnostic_val.json")])
+    reship_compare.main()
+    out = capsys.readouterr().out
+    assert "| sr4x | 23.24 / 0.345 · 23.47 / 0.365 | 23.99 / 0.368 · 23.99 / 0.389 |" in out
+    assert "sigma 0.2: mmse_psnr 30.03 (30.03), mean_gap 0.60 (0.60), one_gap 2.45 (2.45)" in out
+    assert "meets goal 2" in out and "MISSES" not in out
+    assert "the mean of 4 beats the old model in both on 3 of 5 tasks" in out
+    assert "sr4x mean of 4 is +0.72 dB over bicubic" in out
+    assert "one sample below the teacher prior in LPIPS on 4 of 5 tasks" in out
+    monkeypatch.setattr(sys, "argv", ["reship_compare.py", str(tmp_path)])
+    reship_compare.main()
+    out = capsys.readouterr().out
+    assert "generator_diagnostic_val.json is missing" in out and "results.json is missing" in out
