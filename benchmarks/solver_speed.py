@@ -29,6 +29,7 @@ from ncvsd_inverse.allocator import retain_freed_memory
 from ncvsd_inverse.bench.runner import PeakMemory
 from ncvsd_inverse.io import read_image
 from ncvsd_inverse.machine import describe_machine
+from ncvsd_inverse.models import weights_sha256
 from ncvsd_inverse.sampling import PRECISIONS, resolve_precision
 from tasks import load_task
 
@@ -106,7 +107,8 @@ def main() -> None:
                   f"peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
     machine = {**describe_machine(args.device), "tile": args.tile}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
+    about = {"model": args.model or "shipped", "generator_sha256": weights_sha256(model)}
+    args.json.write_text(json.dumps({"machine": machine, **about, "results": rows}, indent=2) + "\n")
     print(f"wrote {args.json}")
 
 

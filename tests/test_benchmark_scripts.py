@@ -62,6 +62,9 @@ def test_solver_speed_reports_time_per_megapixel_at_each_size(tiny_models, tmp_p
             row["seconds_per_image"] / (row["height"] * row["width"] / 1e6))
         assert row["seconds_per_step"] == pytest.approx(row["seconds_per_image"] / row["nfe"])
     assert "native_bfloat16" in report["machine"]
+    from ncvsd_inverse import load_model
+    from ncvsd_inverse.models import weights_sha256
+    assert report["generator_sha256"] == weights_sha256(load_model(tiny_models[1]))  # the model it timed
 
 
 def test_tune_solver_sweeps_operator_and_restart_settings(tiny_models, tmp_path, monkeypatch):
