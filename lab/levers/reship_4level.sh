@@ -5,8 +5,9 @@
 #
 #   nohup bash lab/levers/reship_4level.sh runs/teacher-4level runs/reship >> runs/reship.log 2>&1 &
 #
-# Stop it with `pkill -TERM -f reship_4level` (the running command checkpoints or keeps its
-# finished cells); run the same command again to go on. Across sessions: lab/levers/reship_keep.sh
+# Stop it with `pkill -TERM -f "bin/ncvsd-(distill|bench) "; pkill -TERM -f "^bash lab/levers/reship_4level"`
+# (the running distillation checkpoints, a suite keeps its finished cells, and the script exits
+# once its foreground command has); run the same command again to go on. Across sessions: lab/levers/reship_keep.sh
 # keeps what resuming needs in lab/runs/reship/ (commit it); its header says how to go on. Each step is skipped once its output is
 # there. Steps, all under OUT:
 #   teacher/        the teacher run's EMA as a model file, taken once (the run may train on)

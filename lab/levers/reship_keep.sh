@@ -8,11 +8,11 @@
 #   mkdir -p runs && cp -r lab/runs/reship runs/ && nohup bash lab/levers/reship_4level.sh \
 #     runs/teacher-4level-42592 runs/reship >> runs/reship.log 2>&1 &
 # (the teacher argument is read only while OUT has no teacher/ yet).
-# Stop the reship first (`pkill -TERM -f reship_4level`, then wait for its checkpoint).
+# Stop the reship first (its header says how) and wait until it has exited.
 set -euo pipefail
 out=${1:-runs/reship}
 keep=${2:-lab/runs/reship}
-pgrep -f reship_4level >/dev/null && { echo "reship_4level.sh is still running: stop it first" >&2; exit 1; }
+pgrep -f "^bash lab/levers/reship_4level" >/dev/null && { echo "reship_4level.sh is still running: stop it first" >&2; exit 1; }
 mkdir -p "$keep"
 copy() { mkdir -p "$keep/$(dirname "$1")" && cp -L "$out/$1" "$keep/$1"; }
 [ -d "$out/teacher" ] && { copy teacher/teacher.safetensors; copy teacher/teacher.json; }
