@@ -250,6 +250,12 @@ def test_teacher_resume_is_bitwise(tmp_path, data_dir, precision):
     a, b = _state(straight), _state(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((tmp_path / "b" / "latest.json").read_text())["step"] == 6
+    # each (re)start says where it trained which steps
+    sessions = [json.loads(line) for line in (tmp_path / "b" / "sessions.jsonl").read_text().splitlines()]
+    assert [(line["event"], line["step"]) for line in sessions] == [("start", 0), ("end", 3), ("start", 3), ("end", 6)]
+    for start in sessions[::2]:
+        assert start["precision"] == precision and start["compile"] is False and start["processes"] == 1
+        assert start["machine"]["device"] == "cpu" and start["machine"]["cpu"]
 
 
 def test_bfloat16_training_runs_the_forward_in_bfloat16_and_keeps_float32_weights(tmp_path, data_dir):

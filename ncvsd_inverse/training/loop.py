@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import checkpoints
+from ..machine import describe_machine
 from ..networks import compile_for_training
 from ..sampling import native_bfloat16, resolve_precision, warn_emulated_bfloat16
 from .config import RecipeConfig
@@ -116,6 +118,7 @@ class Run:
         for name, net in nets.items():
             net.to(env.device).train()
             self.nets[name] = (nn.parallel.DistributedDataParallel(net) if env.world > 1 else net)
+        self.compiled = compile
         self.forwards = {name: compile_for_training(net) if compile else net for name, net in self.nets.items()}
         self.emas = {name: ema.to(env.device) for name, ema in emas.items()}
         self.lrs = lrs
@@ -270,6 +273,22 @@ def log_start(run: Run, resume: bool, init_from: str | Path | None, quiet: bool)
         tqdm.write(message)
 
 
+def record_session(run: Run, event: str, precision: str | None = None) -> None:
+    """Append one line to ``out_dir/sessions.jsonl`` (main process) when a (re)start of the run
+    begins (``event`` "start") or ends ("end": finished, stopped or failed): the step, the UTC
+    time, and at a start the machine (:func:`~ncvsd_inverse.machine.describe_machine`), the
+    number of processes, the resolved ``precision`` and whether the forwards are compiled. A run
+    resumed on several machines says so: which machine trained which steps, for its model card."""
+    if not run.env.is_main:
+        return
+    line = {"event": event, "step": run.step, "utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if event == "start":
+        line.update(machine=describe_machine(run.env.device), processes=run.env.world, precision=precision,
+                    compile=run.compiled)
+    with (run.out_dir / "sessions.jsonl").open("a") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
 def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], dict[str, Tensor]],
                images_per_step: int, checkpoint_every: int, log_every: int, seed: int,
                on_log: Callable[[Run, dict], dict] | None = None, quiet: bool = False,
@@ -290,6 +309,7 @@ def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], d
     bar = tqdm(total=steps, initial=run.step, disable=quiet or not run.env.is_main, unit="step",
                dynamic_ncols=True)
     record, sums, count, started = {}, {}, 0, time.time()
+    record_session(run, "start", "bfloat16" if autocast else "float32")
     with StopRequest() as stop:
         try:
             while run.step < steps:
@@ -322,6 +342,7 @@ def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], d
                     raise KeyboardInterrupt
         finally:
             bar.close()
+            record_session(run, "end")
     return record
 
 
