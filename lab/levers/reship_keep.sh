@@ -2,7 +2,9 @@
 # Issue 17: keep what a stopped lab/levers/reship_4level.sh has made, for the next session.
 # Copies from OUT (default runs/reship) into KEEP (default lab/runs/reship) only what resuming
 # needs, as regular files: the teacher; for each distillation stage its final checkpoint if it
-# has one, else its latest checkpoint (and latest.json, stats.jsonl); the exported model; the
+# has one, else its latest checkpoint (and stats.jsonl), both slimmed (device_init.py slim: no
+# Adam moments, 80 MB instead of 195, under a git host's 100 MB file limit; the stage restarts
+# its moments from zero, as the shipped stage 1 once did at step 1063); the exported model; the
 # JSON tables; the suites' finished cells and pictures. Commit KEEP afterwards. To go on in a
 # fresh checkout:
 #   mkdir -p runs && cp -r lab/runs/reship runs/ && nohup bash lab/levers/reship_4level.sh \
@@ -23,9 +25,11 @@ for stage in "${!final[@]}"; do
   rm -rf "${keep:?}/$stage"
   last=$(printf 'checkpoint-%07d' "${final[$stage]}")
   if [ -e "$out/$stage/$last.safetensors" ]; then
-    copy "$stage/$last.safetensors"; copy "$stage/$last.json"
+    python lab/levers/device_init.py slim "$out/$stage/$last.safetensors" "$keep/$stage"
+    mv "$keep/$stage/latest.safetensors" "$keep/$stage/$last.safetensors"
+    mv "$keep/$stage/latest.json" "$keep/$stage/$last.json"
   elif [ -e "$out/$stage/latest.safetensors" ]; then
-    copy "$stage/latest.safetensors"; copy "$stage/latest.json"
+    python lab/levers/device_init.py slim "$out/$stage" "$keep/$stage"
   fi
   [ -e "$out/$stage/stats.jsonl" ] && copy "$stage/stats.jsonl"
 done
