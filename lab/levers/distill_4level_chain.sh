@@ -36,11 +36,13 @@ read -r -a extra <<<"${EXTRA:-}"
 common=(--teacher "$TEACHER" --data "$DATA" --exclude benchmarks/splits/cbsd432_train_exclude.txt
         --val-data "$DATA" --val-list benchmarks/splits/cbsd432_val32.txt --precision auto ${extra[@]+"${extra[@]}"})
 
+source "$(dirname "$0")/distill_4level_stages.sh"
+
 # stage OUT PRESET STEPS INIT: resume OUT if it has a checkpoint, else start it from INIT;
 # succeed only when OUT holds the checkpoint of step STEPS.
 stage() {
   local out=$1 preset=$2 steps=$3 init=$4 final
-  final=$(printf '%s/checkpoint-%07d.safetensors' "$out" "$steps")
+  final=$(final_checkpoint "$out" "$steps")
   [ -e "$final" ] && return 0
   if [ -e "$out/latest.safetensors" ]; then
     "${distill[@]}" "${common[@]}" --preset "$preset" --out "$out" --resume --steps "$steps"
@@ -50,10 +52,10 @@ stage() {
   [ -e "$final" ] || { echo "stopped before step $steps of $out"; return 1; }
 }
 
-stage "$RUNS/ncvsd-4level-s1" cpu-4level 1200 ""
-stage "$RUNS/ncvsd-4level-mean4" cpu-4level-mean4 1400 "$RUNS/ncvsd-4level-s1/checkpoint-0001200.safetensors"
-stage "$RUNS/ncvsd-4level-mean4-fakelr" cpu-4level-fakelr 1600 \
-  "$RUNS/ncvsd-4level-mean4/checkpoint-0001400.safetensors"
-stage "$RUNS/ncvsd-4level-mean16" cpu-4level-mean16 2200 \
-  "$RUNS/ncvsd-4level-mean4-fakelr/checkpoint-0001600.safetensors"
-echo "all four stages done: $RUNS/ncvsd-4level-mean16/checkpoint-0002200.safetensors"
+init=""
+for entry in "${STAGES[@]}"; do
+  read -r name preset steps <<<"$entry"
+  stage "$RUNS/$name" "$preset" "$steps" "$init"
+  init=$(final_checkpoint "$RUNS/$name" "$steps")
+done
+echo "all four stages done: $init"

@@ -5,11 +5,12 @@
 #
 #   nohup bash lab/levers/reship_4level.sh runs/teacher-4level runs/reship >> runs/reship.log 2>&1 &
 #
-# Stop it with `pkill -TERM -f "bin/ncvsd-(distill|bench) "; pkill -TERM -f "^bash lab/levers/reship_4level"`
+# Stop it with
+#   pkill -TERM -f "bin/ncvsd-(distill|bench) "; pkill -TERM -f "^bash lab/levers/reship_4level"
 # (the running distillation checkpoints, a suite keeps its finished cells, and the script exits
-# once its foreground command has); run the same command again to go on. Across sessions: lab/levers/reship_keep.sh
-# keeps what resuming needs in lab/runs/reship/ (commit it); its header says how to go on. Each step is skipped once its output is
-# there. Steps, all under OUT:
+# once its foreground command has); run the same command again to go on. Across sessions,
+# lab/levers/reship_keep.sh keeps what resuming needs in lab/runs/reship/ (commit it); its header
+# says how to go on. Each step is skipped once its output is there. Steps, all under OUT:
 #   teacher/        the teacher run's EMA as a model file, taken once (the run may train on)
 #   ncvsd-4level-*  the shipped four-stage distillation from it (distill_4level_chain.sh, --compile)
 #   model/          teacher + generator (step 2200 of stage 4): what would go to
@@ -21,9 +22,9 @@
 #                   (the report with --precision auto: bfloat16 like the committed one where it is
 #                   native; on an AVX2-only CPU float32, which the committed report's PSNR matched to
 #                   0.01 dB, and everything here takes 3-5x longer)
-# Then, by hand: compare with the committed tables (`python lab/levers/reship_compare.py OUT`), copy model/ into
-# ncvsd_inverse/default_model/ (with the old one moved to lab/models/), the JSON and suite folders
-# into benchmarks/results/, and rewrite the README's and MODEL_CARD.md's tables, naming the digests.
+# Then, by hand: compare with the committed tables (`python lab/levers/reship_compare.py OUT`),
+# copy model/ into ncvsd_inverse/default_model/ (with the old one moved to lab/models/), the JSON
+# and suite folders into benchmarks/results/, and rewrite the README's and MODEL_CARD.md's tables, naming the digests.
 set -euo pipefail
 trap 'echo "stopped by SIGTERM"; exit 143' TERM
 [ $# -eq 2 ] || { echo "usage: $0 TEACHER_RUN OUT" >&2; exit 2; }
@@ -37,12 +38,14 @@ step() { echo "== $(date -u '+%F %T') $*"; }
 
 [ -e "$teacher" ] || { step "teacher from $teacher_run"; ncvsd-export --teacher "$teacher_run" --out "$out/teacher"; }
 
+source "$(dirname "$0")/distill_4level_stages.sh"
 step "distillation"
 TEACHER=$teacher RUNS=$out EXTRA="--compile" bash lab/levers/distill_4level_chain.sh
 
 if [ ! -e "$generator" ]; then
   step "export"
-  ncvsd-export --generator "$out/ncvsd-4level-mean16/checkpoint-0002200.safetensors" --out "$out/model"
+  read -r last_stage _ last_step <<<"${STAGES[-1]}"
+  ncvsd-export --generator "$(final_checkpoint "$out/$last_stage" "$last_step")" --out "$out/model"
   cp "$out/teacher/teacher.safetensors" "$out/teacher/teacher.json" "$out/model/"
 fi
 

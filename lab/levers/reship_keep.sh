@@ -18,16 +18,16 @@ pgrep -f "^bash lab/levers/reship_4level" >/dev/null && { echo "reship_4level.sh
 mkdir -p "$keep"
 copy() { mkdir -p "$keep/$(dirname "$1")" && cp -L "$out/$1" "$keep/$1"; }
 [ -d "$out/teacher" ] && { copy teacher/teacher.safetensors; copy teacher/teacher.json; }
-declare -A final=([ncvsd-4level-s1]=1200 [ncvsd-4level-mean4]=1400 [ncvsd-4level-mean4-fakelr]=1600
-                  [ncvsd-4level-mean16]=2200)
-for stage in "${!final[@]}"; do
+source "$(dirname "$0")/distill_4level_stages.sh"
+for entry in "${STAGES[@]}"; do
+  read -r stage preset steps <<<"$entry"
   [ -d "$out/$stage" ] || continue
   rm -rf "${keep:?}/$stage"
-  last=$(printf 'checkpoint-%07d' "${final[$stage]}")
-  if [ -e "$out/$stage/$last.safetensors" ]; then
-    python lab/levers/device_init.py slim "$out/$stage/$last.safetensors" "$keep/$stage"
-    mv "$keep/$stage/latest.safetensors" "$keep/$stage/$last.safetensors"
-    mv "$keep/$stage/latest.json" "$keep/$stage/$last.json"
+  last=$(final_checkpoint "$out/$stage" "$steps")
+  if [ -e "$last" ]; then
+    python lab/levers/device_init.py slim "$last" "$keep/$stage"
+    mv "$keep/$stage/latest.safetensors" "$keep/$stage/$(basename "$last")"
+    mv "$keep/$stage/latest.json" "$keep/$stage/$(basename "${last%.safetensors}").json"
   elif [ -e "$out/$stage/latest.safetensors" ]; then
     python lab/levers/device_init.py slim "$out/$stage" "$keep/$stage"
   fi

@@ -302,14 +302,15 @@ def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], d
     step and raises ``KeyboardInterrupt``.
     """
     device_type = run.env.device.type
-    autocast = resolve_precision(precision, device_type) == "bfloat16"
+    resolved = resolve_precision(precision, device_type)
+    autocast = resolved == "bfloat16"
     if autocast and not native_bfloat16(device_type):
         warn_emulated_bfloat16(device_type)
     stats_path = run.out_dir / "stats.jsonl"
     bar = tqdm(total=steps, initial=run.step, disable=quiet or not run.env.is_main, unit="step",
                dynamic_ncols=True)
     record, sums, count, started = {}, {}, 0, time.time()
-    record_session(run, "start", "bfloat16" if autocast else "float32")
+    record_session(run, "start", resolved)
     with StopRequest() as stop:
         try:
             while run.step < steps:
