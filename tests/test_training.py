@@ -338,6 +338,34 @@ def test_the_teacher_sample_grid_is_drawn_once_per_checkpoint_interval_and_at_th
     assert steps == list(range(1, 8))
 
 
+def test_the_logged_step_rate_times_the_steps_alone(tmp_path, data_dir, monkeypatch):
+    """On a clock that ticks 1 s per reading, where a checkpoint save takes 100 s, every record's
+    ``s_per_step`` is 1 s: the saves are not in it (before, a save landed in the next log interval's
+    rate)."""
+    import types
+
+    clock = {"now": 0.0}
+
+    def tick():
+        clock["now"] += 1.0
+        return clock["now"]
+
+    monkeypatch.setattr(training.loop, "time", types.SimpleNamespace(time=tick, perf_counter=tick))
+    save = training.Run.save
+
+    def slow_save(run, stats=None):
+        clock["now"] += 100.0
+        return save(run, stats)
+
+    monkeypatch.setattr(training.Run, "save", slow_save)
+    cfg, _ = _tiny(steps=4, checkpoint_every=1, log_every=1)
+    training.train_teacher(build_teacher(cfg.network), training.PatchDataset(data_dir, cfg.patch), cfg,
+                           tmp_path, quiet=True)
+    records = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["s_per_step"], r["images_per_s"]) for r in records] == [
+        (step, 1.0, cfg.batch) for step in (1, 2, 3, 4)]
+
+
 def test_a_run_started_from_another_runs_checkpoint_continues_it(tmp_path, data_dir):
     cfg, data, fresh, straight = _teacher_runs(tmp_path, data_dir)
     source = tmp_path / "b" / "checkpoint-0000003.safetensors"

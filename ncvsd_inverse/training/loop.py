@@ -299,7 +299,8 @@ def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], d
     autocast when ``precision`` resolves to bfloat16 (:func:`~ncvsd_inverse.sampling.resolve_precision`;
     :meth:`Run.optimize` runs the backward pass and the optimiser outside it). ``on_log`` may add
     validation numbers to a log record (float32). Ctrl-C or SIGTERM checkpoints after the current
-    step and raises ``KeyboardInterrupt``.
+    step and raises ``KeyboardInterrupt``. A record's ``s_per_step`` and ``images_per_s`` time the
+    steps alone (not validation, checkpoints or logging); ``sessions.jsonl`` holds the wall times.
     """
     device_type = run.env.device.type
     resolved = resolve_precision(precision, device_type)
@@ -309,23 +310,24 @@ def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], d
     stats_path = run.out_dir / "stats.jsonl"
     bar = tqdm(total=steps, initial=run.step, disable=quiet or not run.env.is_main, unit="step",
                dynamic_ncols=True)
-    record, sums, count, started = {}, {}, 0, time.time()
+    record, sums, count, step_seconds = {}, {}, 0, 0.0
     record_session(run, "start", resolved)
     with StopRequest() as stop:
         try:
             while run.step < steps:
+                started = time.perf_counter()
                 with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
                     losses = step_fn(run, step_generator(seed, run.step, run.env.rank, run.env.device))
                 run.step += 1
                 for key, value in losses.items():
                     sums[key] = sums.get(key, 0.0) + _reduce_mean(value, run.env)
+                step_seconds += time.perf_counter() - started
                 count += 1
                 bar.update(1)
                 if run.step % log_every == 0 or run.step == steps:
-                    elapsed = time.time() - started
                     record = {"step": run.step, **{k: v / count for k, v in sums.items()},
-                              "images_per_s": images_per_step * count / max(elapsed, 1e-9),
-                              "s_per_step": elapsed / count, "nonfinite_skipped": run.nonfinite_skipped}
+                              "images_per_s": images_per_step * count / max(step_seconds, 1e-9),
+                              "s_per_step": step_seconds / count, "nonfinite_skipped": run.nonfinite_skipped}
                     if on_log is not None:
                         record.update(on_log(run, record))
                     if run.env.is_main:
@@ -333,7 +335,7 @@ def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], d
                             handle.write(json.dumps(record) + "\n")
                         bar.set_postfix({k: f"{v:.3g}" for k, v in record.items()
                                          if k in ("loss", "loss_g", "images_per_s")})
-                    sums, count, started = {}, 0, time.time()
+                    sums, count, step_seconds = {}, 0, 0.0
                 if run.step % checkpoint_every == 0 or run.step == steps:
                     run.save(record)
                 if stop.any_rank(run.env):
