@@ -52,10 +52,17 @@ stage() {
   [ -e "$final" ] || { echo "stopped before step $steps of $out"; return 1; }
 }
 
+# A stage is done once a later one has begun: skip every stage before the last one with a
+# checkpoint (reship_keep.sh keeps only that one's, to stay within what a session may commit).
+first=0
+for i in "${!STAGES[@]}"; do
+  read -r name _ <<<"${STAGES[$i]}"
+  compgen -G "$RUNS/$name/*.safetensors" >/dev/null && first=$i
+done
 init=""
-for entry in "${STAGES[@]}"; do
-  read -r name preset steps <<<"$entry"
-  stage "$RUNS/$name" "$preset" "$steps" "$init"
+for i in "${!STAGES[@]}"; do
+  read -r name preset steps <<<"${STAGES[$i]}"
+  [ "$i" -ge "$first" ] && stage "$RUNS/$name" "$preset" "$steps" "$init"
   init=$(final_checkpoint "$RUNS/$name" "$steps")
 done
 echo "all four stages done: $init"

@@ -233,3 +233,30 @@ def test_reship_compare_reads_the_committed_reports_as_the_readme_does(tmp_path,
     reship_compare.main()
     out = capsys.readouterr().out
     assert "generator_diagnostic_val.json is missing" in out and "results.json is missing" in out
+
+
+def test_the_distillation_chain_goes_on_from_the_newest_stage_begun(tmp_path):
+    """Stages before the newest one with a checkpoint are done (reship_keep.sh keeps only that
+    one's): the chain resumes it and starts the stages after it, each from the one before."""
+    import os
+    import subprocess
+
+    log = tmp_path / "calls.txt"
+    fake = tmp_path / "fake_distill.sh"
+    fake.write_text('echo "$@" >> ' + str(log) + '\n'
+                    'out=""; steps=""; while [ $# -gt 0 ]; do case $1 in --out) out=$2; shift;; '
+                    '--steps) steps=$2; shift;; esac; shift; done\n'
+                    'mkdir -p "$out" && touch "$out/latest.safetensors" '
+                    '&& touch "$(printf "%s/checkpoint-%07d.safetensors" "$out" "$steps")"\n')
+    runs = tmp_path / "runs"
+    (runs / "ncvsd-4level-mean4").mkdir(parents=True)
+    (runs / "ncvsd-4level-mean4" / "latest.safetensors").touch()   # stage 2 begun; stage 1 not kept
+    env = {**os.environ, "RUNS": str(runs), "DISTILL": f"bash {fake}", "TEACHER": "t.safetensors"}
+    subprocess.run(["bash", str(ROOT / "lab" / "levers" / "distill_4level_chain.sh")], cwd=ROOT, env=env,
+                   check=True, capture_output=True)
+    calls = log.read_text().splitlines()
+    assert len(calls) == 3
+    assert f"--out {runs}/ncvsd-4level-mean4 --resume --steps 1400" in calls[0]
+    assert f"--init-from {runs}/ncvsd-4level-mean4/checkpoint-0001400.safetensors --steps 1600" in calls[1]
+    assert "--preset cpu-4level-mean16" in calls[2] and "--steps 2200" in calls[2]
+    assert not (runs / "ncvsd-4level-s1").exists()
