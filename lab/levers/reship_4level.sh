@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Issue 17: everything a new shipped 4-level model needs, from a teacher run, as one resumable
-# background job on the CPU (about 8 hours on a 2-core AVX512-BF16 EPYC: distillation 1.6 h with
-# --compile, the CBSD68 report 0.8 h, cbsd68-quick 5.5 h). Run from the repository root:
+# background job on the CPU. On a 2-core Intel Xeon with AMX-BF16 (2026-12-05, bfloat16): the
+# distillation from stage 1's step 829 to 2200 in 49 min (1.7-2.0 s/step with --compile), the
+# tables 2.5 min, the CBSD68 report 24 min; goal 4's suite not yet timed (about 45 min of the
+# old float32 cells' time). 3-5x longer on an AVX2-only CPU, in float32. Run from the
+# repository root:
 #
 #   nohup bash lab/levers/reship_4level.sh runs/teacher-4level runs/reship >> runs/reship.log 2>&1 &
 #
@@ -18,10 +21,13 @@
 #   teacher_val32.json, teacher_cbsd68.json  the teacher's denoising PSNR / LPIPS (the model card's
 #                   teacher table; the old teacher's numbers are committed and deterministic)
 #   generator_diagnostic_val.json  the generator diagnostic on val32 (goal 2)
-#   cbsd68-report/, cbsd68-quick/  the record and the PnP suite, the same seeds as the committed ones
+#   cbsd68-report/  the record, the same seeds as the committed one
 #                   (the report with --precision auto: bfloat16 like the committed one where it is
 #                   native; on an AVX2-only CPU float32, which the committed report's PSNR matched to
 #                   0.01 dB, and everything here takes 3-5x longer)
+#   goal4-quick/    issue 17's goal 4: NCVSD against the teacher's chain at 20 and 50 NFE on
+#                   cbsd68-quick's images and seeds (lab/levers/goal4-quick.yaml; the peers of
+#                   cbsd68-quick, 5-6 CPU hours more, are not in it)
 # Then, by hand: compare with the committed tables (`python lab/levers/reship_compare.py OUT`),
 # copy model/ into ncvsd_inverse/default_model/ (with the old one moved to lab/models/), the JSON
 # and suite folders into benchmarks/results/, and rewrite the README's and MODEL_CARD.md's tables, naming the digests.
@@ -62,6 +68,7 @@ fi
 step "cbsd68-report"
 ncvsd-bench cbsd68-report --generator "$generator" --teacher "$teacher" --precision auto \
   --out "$out/cbsd68-report" --resume --quiet
-step "cbsd68-quick"
-ncvsd-bench cbsd68-quick --generator "$generator" --teacher "$teacher" --out "$out/cbsd68-quick" --resume --quiet
+step "goal4-quick"
+ncvsd-bench lab/levers/goal4-quick.yaml --generator "$generator" --teacher "$teacher" --precision auto \
+  --out "$out/goal4-quick" --resume --quiet
 step "all done: $out"
