@@ -237,6 +237,36 @@ methods:
     assert result.exit_code == 0 and "Interim report" in result.output
 
 
+def test_a_report_names_the_machine_each_cell_ran_on(tmp_path):
+    """Each cell records its machine; a suite resumed on another machine says which ran how many
+    (each cell's seconds are its own machine's), and run.json counts them."""
+    from ncvsd_inverse.machine import machine_summary
+
+    text = """
+name: machines
+data: {folder: DATA, crop: 32, first: 2}
+tasks: [sr4x]
+methods:
+  classical: {}
+"""
+    suite_file = write_suite(tmp_path, text)
+    out = tmp_path / "out"
+    run_suite(load_suite(suite_file), out, progress=False)
+    here = machine_summary()
+    assert f"Machine: {here}." in (out / "results.md").read_text()
+    cells_file = out / "cells" / "rank0.jsonl"
+    cells = [json.loads(line) for line in cells_file.read_text().splitlines()]
+    assert len(cells) == 2 and all(cell["machine"] == here for cell in cells)
+    cells[1]["machine"] = "Another CPU, 2 threads, no GPU, torch 2.14.1"
+    del cells[0]["machine"]  # a cell from before machines were recorded
+    cells_file.write_text("".join(json.dumps(cell) + "\n" for cell in cells))
+    report_suite(load_suite(suite_file), out)
+    assert ("Machines (each cell's seconds are its own machine's): not recorded (1 cells); "
+            "Another CPU, 2 threads, no GPU, torch 2.14.1 (1 cells).") in (out / "results.md").read_text()
+    assert json.loads((out / "run.json").read_text())["cell_machines"] == {
+        "not recorded": 1, "Another CPU, 2 threads, no GPU, torch 2.14.1": 1}
+
+
 def test_a_method_limited_to_the_first_images_keeps_its_cells(tmp_path):
     text = """
 name: limited

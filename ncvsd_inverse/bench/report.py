@@ -1,11 +1,13 @@
 """A suite's report: ``results.json`` (the list of records other tools read), ``run.json`` (the
-suite's settings, the machine and the models' digests), ``results.md`` (the table, the machine
-and the deviations), ``grid-<task>.png`` (the first image under every method, labelled)
-and ``quality_vs_nfe.png`` (LPIPS and PSNR against NFE, one column per task)."""
+suite's settings, the machine writing it, the cells per machine and the models' digests),
+``results.md`` (the table, the machines the cells ran on and the deviations), ``grid-<task>.png``
+(the first image under every method, labelled) and ``quality_vs_nfe.png`` (LPIPS and PSNR
+against NFE, one column per task)."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -83,11 +85,29 @@ PHASE_RETRIEVAL_SCORING = (
     "truth's twin (docs/design.md, section 6). Restarts are kept by data misfit, never by the truth.")
 
 
+def cell_machines(cells: list[dict]) -> dict[str, int]:
+    """How many of ``cells`` ran on each machine (cells from before machines were recorded count
+    as "not recorded"). A suite resumed elsewhere mixes machines, and each cell's seconds are its own
+    machine's."""
+    return dict(Counter(cell.get("machine", "not recorded") for cell in cells))
+
+
+def machine_line(machines: dict[str, int]) -> str:
+    """The report's line naming the machine its cells ran on, or every machine with its count."""
+    if not machines:
+        return f"Machine: {machine_summary()}"
+    if len(machines) == 1:
+        return f"Machine: {next(iter(machines))}"
+    return ("Machines (each cell's seconds are its own machine's): "
+            + "; ".join(f"{name} ({count} cells)" for name, count in machines.items()))
+
+
 def markdown(suite: Suite, records: list[dict], digests: dict, common: list[dict] | None = None,
-             missing: int = 0) -> str:
+             missing: int = 0, machines: dict[str, int] | None = None) -> str:
     """The report's table; ``common``: the records again on the first images only, where every
     method ran (when some ran on fewer), as a second table for a like-for-like comparison;
-    ``missing``: cells of the suite not finished yet (an interim report)."""
+    ``missing``: cells of the suite not finished yet (an interim report); ``machines``: the cells
+    per machine (:func:`cell_machines`)."""
     interim = [f"**Interim report: {missing} cells of the suite are not finished yet**; each row holds the "
                "images its method has finished (the images column).", ""] if missing else []
     lines = [f"# {suite.name}", "", *interim,
@@ -103,7 +123,7 @@ def markdown(suite: Suite, records: list[dict], digests: dict, common: list[dict
         lines += ["", f"## Every method on the first {common[0]['images']} images", "",
                   "The same scores restricted to the images every method ran on: compare the costly peers here.",
                   "", *summary_rows(common), "", *TABLE_HEADER, *table_rows(common)]
-    lines += ["", f"LPIPS: {metrics.lpips_status()}. Machine: {machine_summary()}.",
+    lines += ["", f"LPIPS: {metrics.lpips_status()}. {machine_line(machines or {})}.",
               "Models (sha256 of the weights): " + (", ".join(f"{k} `{v[:16]}`" for k, v in digests.items()) or "none"),
               ""]
     if "phase_retrieval" in suite.tasks:
@@ -183,14 +203,15 @@ def write_quality_plot(records: list[dict], path: Path) -> None:
 def write_report(suite: Suite, cells: list[dict], out: Path, digests: dict, missing: int = 0) -> list[dict]:
     """Write the four outputs of a suite's finished ``cells`` into ``out`` (``missing``: cells not
     finished yet, said in the report); returns the records."""
-    records = aggregate(suite, cells)
+    records, machines = aggregate(suite, cells), cell_machines(cells)
     about = {"suite": suite.name, "suite_settings": suite.describe(), "machine": machine_summary(),
-             "missing_cells": missing, "lpips": metrics.lpips_status(), "models_sha256": digests,
+             "cell_machines": machines, "missing_cells": missing, "lpips": metrics.lpips_status(),
+             "models_sha256": digests,
              "deviations": {m: DEVIATIONS[m] for m in suite.methods if m in DEVIATIONS}}
     atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
     atomic_write_text(out / "run.json", json.dumps(about, indent=2) + "\n")
     atomic_write_text(out / "results.md",
-                      markdown(suite, records, digests, common_records(suite, cells, records), missing))
+                      markdown(suite, records, digests, common_records(suite, cells, records), missing, machines))
     for task in suite.tasks:
         labels = list(dict.fromkeys(r["method"] for r in records if r["task"] == task))
         if labels and (out / "images" / task / "clean.png").exists():  # an interim report may have none yet

@@ -30,6 +30,7 @@ from tasks import load_task
 from .. import metrics
 from ..files import atomic_write_text
 from ..io import ImageReadError, read_centre_crops, write_image
+from ..machine import machine_summary
 from ..problem import simulate_problem
 from ..sampling import resolve_precision
 from .methods import METHODS, Method, Models, timed_run
@@ -236,7 +237,7 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
         samples = problem.operator.modulo_ambiguity(problem.operator.align_runs(samples.cpu()), truth)
         record = {"key": key, "task": task.name, "image": cell["name"], "index": index, "method": method.name,
                   "label": method.label(variant), "variant": variant, "runs": runs, "nfe": nfe,
-                  "seconds_per_image": seconds, "peak_mem_mb": memory.peak_mb,
+                  "seconds_per_image": seconds, "peak_mem_mb": memory.peak_mb, "machine": machine_summary(device),
                   "one": metrics.image_scores(samples[0], truth),
                   "mean": metrics.image_scores(samples.mean(0), truth) if samples.shape[0] > 1 else None,
                   "calibration": calibration(samples, truth)}
