@@ -36,12 +36,13 @@ def teachers_in_the_chain() -> None:
     """The teacher's own chain on 16 validation crops, step 12000 against step 42592."""
     old = by_task_and_method(HERE / "val-chain-t12000/results.json")
     new = by_task_and_method(HERE / "val-chain-t42592/results.json")
-    print("| task | step 12000 (shipped, `792f93cf`) | step 42592 (`11eed140`) | difference |")
-    print("|---|---|---|---|")
+    raw = by_task_and_method(HERE / "val-chain-raw42592/results.json")
+    print("| task | step 12000 (shipped, `792f93cf`) | step 42592 (`11eed140`) | difference | step 42592, raw weights |")
+    print("|---|---|---|---|---|")
     for task, method in old:
-        a, b = old[(task, method)], new[(task, method)]
+        a, b, c = old[(task, method)], new[(task, method)], raw[(task, method)]
         print(f"| {task} | {a['psnr']:.2f} / {a['lpips']:.3f} | {b['psnr']:.2f} / {b['lpips']:.3f} | "
-              f"{b['psnr'] - a['psnr']:+.2f} / {b['lpips'] - a['lpips']:+.3f} |")
+              f"{b['psnr'] - a['psnr']:+.2f} / {b['lpips'] - a['lpips']:+.3f} | {c['psnr']:.2f} / {c['lpips']:.3f} |")
 
 
 def generator_levels() -> None:
