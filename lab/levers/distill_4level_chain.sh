@@ -52,13 +52,7 @@ stage() {
   [ -e "$final" ] || { echo "stopped before step $steps of $out"; return 1; }
 }
 
-# A stage is done once a later one has begun: skip every stage before the last one with a
-# checkpoint (reship_keep.sh keeps only that one's, to stay within what a session may commit).
-first=0
-for i in "${!STAGES[@]}"; do
-  read -r name _ <<<"${STAGES[$i]}"
-  compgen -G "$RUNS/$name/*.safetensors" >/dev/null && first=$i
-done
+first=$(newest_stage "$RUNS")  # a stage is done once a later one has begun
 init=""
 for i in "${!STAGES[@]}"; do
   read -r name preset steps <<<"${STAGES[$i]}"

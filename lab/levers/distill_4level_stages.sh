@@ -8,3 +8,15 @@ STAGES=("ncvsd-4level-s1 cpu-4level 1200"
 
 # final_checkpoint FOLDER STEP: a run folder's checkpoint of STEP, e.g. runs/ncvsd-4level-s1/checkpoint-0001200.safetensors
 final_checkpoint() { printf '%s/checkpoint-%07d.safetensors' "$1" "$2"; }
+
+# newest_stage RUNS: the index in STAGES of the last stage with a checkpoint under RUNS (0 if none).
+# The stages before it are done: reship_keep.sh keeps only its checkpoint, to stay within what a
+# session may commit, and distill_4level_chain.sh goes on from it.
+newest_stage() {
+  local i name newest=0
+  for i in "${!STAGES[@]}"; do
+    read -r name _ <<<"${STAGES[$i]}"
+    compgen -G "$1/$name/*.safetensors" >/dev/null && newest=$i
+  done
+  echo "$newest"
+}

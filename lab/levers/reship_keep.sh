@@ -2,11 +2,11 @@
 # Issue 17: keep what a stopped lab/levers/reship_4level.sh has made, for the next session.
 # Copies from OUT (default runs/reship) into KEEP (default lab/runs/reship) only what resuming
 # needs, as regular files: the teacher; each distillation stage's stats.jsonl and sessions.jsonl;
-# the newest stage's final checkpoint if it has one, else its latest checkpoint, slimmed (device_init.py slim: no
-# Adam moments, 80 MB instead of 195, under a git host's 100 MB file limit; the stage restarts
-# its moments from zero, as the shipped stage 1 once did at step 1063); the exported model; the
-# JSON tables; the suites (finished cells, pictures and report). Commit KEEP afterwards. To go on in a
-# fresh checkout:
+# the newest stage's final checkpoint if it has one, else its latest checkpoint, slimmed
+# (device_init.py slim: no Adam moments, 80 MB instead of 195, under a git host's 100 MB file
+# limit; the stage restarts its moments from zero, as the shipped stage 1 once did at step 1063);
+# the exported model; the JSON tables; the suites (finished cells, pictures and report). Commit
+# KEEP afterwards. To go on in a fresh checkout:
 #   mkdir -p runs && cp -r lab/runs/reship runs/ && nohup bash lab/levers/reship_4level.sh \
 #     runs/teacher-4level-42592 runs/reship >> runs/reship.log 2>&1 &
 # (the teacher argument is read only while OUT has no teacher/ yet).
@@ -21,18 +21,13 @@ copy() { mkdir -p "$keep/$(dirname "$1")" && cp -L "$out/$1" "$keep/$1"; }
 source "$(dirname "$0")/distill_4level_stages.sh"
 # Only the newest stage's checkpoint is kept (distill_4level_chain.sh skips the stages before it):
 # one 80 MB file per session, where all four made a submission too large to land.
-newest=""
-for entry in "${STAGES[@]}"; do
-  read -r stage _ <<<"$entry"
-  compgen -G "$out/$stage/*.safetensors" >/dev/null && newest=$stage
-done
-for entry in "${STAGES[@]}"; do
-  read -r stage preset steps <<<"$entry"
+newest=$(newest_stage "$out")
+for i in "${!STAGES[@]}"; do
+  read -r stage preset steps <<<"${STAGES[$i]}"
   [ -d "$out/$stage" ] || continue
   rm -rf "${keep:?}/$stage"
-  mkdir -p "$keep/$stage"
   for log in stats.jsonl sessions.jsonl; do [ -e "$out/$stage/$log" ] && copy "$stage/$log"; done
-  [ "$stage" = "$newest" ] || continue
+  [ "$i" -eq "$newest" ] || continue
   last=$(final_checkpoint "$out/$stage" "$steps")
   if [ -e "$last" ]; then
     python lab/levers/device_init.py slim "$last" "$keep/$stage"

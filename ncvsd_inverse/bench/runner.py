@@ -216,6 +216,7 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
     drop_cut_line(own_cells)
     mine = [index for index in range(len(crops)) if index % world == rank]
     bar = tqdm(total=len(mine) * len(suite.tasks), disable=not progress or rank != 0, desc=suite.name, unit="image")
+    machine = machine_summary(device)  # recorded in every cell this process runs
     for cell in plan(suite, crops, digests, mine):
         task, index, problem, truth = cell["task"], cell["index"], cell["problem"], cell["truth"]
         if cell["method"] is None:  # a new (image, task): its measurement, shown in the grid
@@ -237,7 +238,7 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu"
         samples = problem.operator.modulo_ambiguity(problem.operator.align_runs(samples.cpu()), truth)
         record = {"key": key, "task": task.name, "image": cell["name"], "index": index, "method": method.name,
                   "label": method.label(variant), "variant": variant, "runs": runs, "nfe": nfe,
-                  "seconds_per_image": seconds, "peak_mem_mb": memory.peak_mb, "machine": machine_summary(device),
+                  "seconds_per_image": seconds, "peak_mem_mb": memory.peak_mb, "machine": machine,
                   "one": metrics.image_scores(samples[0], truth),
                   "mean": metrics.image_scores(samples.mean(0), truth) if samples.shape[0] > 1 else None,
                   "calibration": calibration(samples, truth)}
