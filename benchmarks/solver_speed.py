@@ -31,7 +31,7 @@ from ncvsd_inverse.io import read_image
 from ncvsd_inverse.machine import describe_machine
 from ncvsd_inverse.models import weights_sha256
 from ncvsd_inverse.sampling import PRECISIONS, resolve_precision
-from tasks import load_task
+from ncvsd_inverse.tasks import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--tile", default="auto", help="auto, 0 (never) or a tile size")
     parser.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["auto"],
                         help="network arithmetic, each measured (auto: bfloat16 where native)")
-    parser.add_argument("--image", type=Path, default=ROOT / "examples" / "tiger.png")
+    parser.add_argument("--image", type=Path, default=ROOT / "ncvsd_inverse" / "data" / "examples" / "tiger.png")
     parser.add_argument("--allocator", nargs="+", choices=["system", "retain"], default=["retain"],
                         help="malloc settings to measure, in this order (system first: retain cannot be undone)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -25,7 +25,7 @@ import torch
 from ncvsd_inverse import load_model, metrics, solve
 from ncvsd_inverse.io import read_centre_crops, read_name_list
 from ncvsd_inverse.sampling import PRECISIONS
-from tasks import INITS, load_task, task_from_dict
+from ncvsd_inverse.tasks import INITS, load_task, task_from_dict
 
 
 def mean_score(scores: list[dict], key: str) -> float | None:

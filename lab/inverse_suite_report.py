@@ -40,8 +40,8 @@ from ncvsd_inverse import load_model, metrics, solve
 from ncvsd_inverse.io import list_images, read_image, read_name_list, write_image
 from ncvsd_inverse.problem import simulate_problem
 from ncvsd_inverse.sampling import PRECISIONS
-from operators import Blur, Inpainting, SuperResolution, measurement_to_deepinv, to_deepinv
-from tasks import load_task
+from ncvsd_inverse.operators import Blur, Inpainting, SuperResolution, measurement_to_deepinv, to_deepinv
+from ncvsd_inverse.tasks import load_task
 
 
 def load_crops(folder: Path, names: list[str] | None, first: int | None, size: int) -> list[tuple[str, torch.Tensor]]:

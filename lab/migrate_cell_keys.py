@@ -21,7 +21,7 @@ import yaml
 import ncvsd_inverse.bench.runner as runner
 from ncvsd_inverse.bench import load_suite
 from ncvsd_inverse.bench.methods import Models
-from tasks import load_task, task_from_dict
+from ncvsd_inverse.tasks import load_task, task_from_dict
 
 
 def old_task(name: str, commit: str):

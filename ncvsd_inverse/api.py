@@ -4,22 +4,28 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import torch
 
-from operators import deepinv_noise_sigma, from_deepinv, measurement_from_deepinv
-from tasks import SAMPLER_FIELDS, Task, task_from_dict
+from ncvsd_inverse.operators import DeepinvOperator, deepinv_noise_sigma, from_deepinv, measurement_from_deepinv
+from ncvsd_inverse.tasks import SAMPLER_FIELDS, Task, load_task, task_from_dict
 
 from .checkpoints import CheckpointError
 from .memory import NetworkSize, available_memory_bytes, check_memory, solve_memory_bytes
 from .models import load_generator, load_teacher
 from .networks import unet_config
+from .priors import load_prior
 from .problem import Problem, check_size, pose_problem, with_sampler_settings
 from .sampling import DenoiserPrior, GenerativePrior, PosteriorResult, pnp_sigmas, posterior_sample, resolve_precision
 from .tiling import check_tile
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
+
+#: The chain a deepinv physics without a native twin runs when its task asks for a classical start
+#: (which only the native operators have): from pure noise, as the SR and deblurring presets do.
+FROM_NOISE = {"init": "zero", "sigma_max": 80.0, "rho": 4.0, "steps": 20}
 
 
 def default_device() -> torch.device:
@@ -61,15 +67,16 @@ def load_model(path: str | Path | None = None, kind: str = "generator", device=N
 
 
 def model_channels(model) -> int | None:
-    """The channel count a UNet-based model expects (None if unknown)."""
+    """The channel count a model expects: its UNet's, or a foreign prior's ``img_channels``
+    (None if unknown)."""
     cfg = unet_config(model)
-    return None if cfg is None else cfg.img_channels
+    return getattr(model, "img_channels", None) if cfg is None else cfg.img_channels
 
 
 def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=None, runs: int = 1,
           steps: int | None = None, seed: int = 0, device=None, prior: str = "ncvsd", mask=None, kernel=None,
           physics=None, progress: bool = False, callback=None, precision: str = "auto",
-          tile: int | str | None = "auto", **overrides) -> PosteriorResult:
+          tile: int | str | None = "auto", teacher=None, **overrides) -> PosteriorResult:
     """Recover clean images from ``measurement`` with PnP-GD (DESIGN 3.6).
 
     measurement: ``(N, C, h, w)`` degraded image(s) in [-1, 1] (for ``sr4x`` the low-resolution
@@ -80,7 +87,10 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
     model: None (shipped default), a path, or a loaded GenerativeDenoiser (Denoiser with
       ``prior="teacher"``).
     runs: independent posterior samples per image; ``steps``: prior steps (= NFE); ``seed``.
-    prior: ``"ncvsd"`` (generative denoiser) or ``"teacher"`` (deterministic ablation).
+    prior: ``"ncvsd"`` (generative denoiser) or ``"teacher"`` (the PnP chain on a denoiser ``D(x, sigma)``).
+    teacher: with ``prior="teacher"``, the prior model: anything :func:`~ncvsd_inverse.priors.load_prior`
+      takes (an ``ncvsd-train`` checkpoint, ``"diffusers:PATH"``, ``"deepinv:NAME:WEIGHTS"``, a deepinv
+      denoiser, a callable); None: ``model``, or the shipped teacher.
     mask / kernel: replace the preset's inpainting mask ((H, W), 1 = known) or blur kernel.
     physics: a deepinv ``LinearPhysics`` instead of the task's operator, with ``measurement`` in
       deepinv's [0, 1] units and its noise ``physics.noise_model.sigma``; the task then gives only
@@ -103,9 +113,12 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
                              "do not pass it with physics=")
         return solve_deepinv(measurement, physics, task, model=model, runs=runs, steps=steps, seed=seed,
                              device=device, prior=prior, progress=progress, callback=callback,
-                             precision=precision, **overrides)
+                             precision=precision, teacher=teacher, **overrides)
     if prior not in ("ncvsd", "teacher"):
         raise ValueError(f"prior must be 'ncvsd' or 'teacher', got {prior!r}")
+    if teacher is not None and prior != "teacher":
+        raise ValueError("teacher= is the prior of prior='teacher'; for NCVSD pass the generator distilled from it "
+                         "as model=")
     if isinstance(measurement, Problem):
         if steps is not None or mask is not None or kernel is not None or overrides:
             raise ValueError("a posed Problem carries its own steps, mask, kernel and sampler settings")
@@ -114,8 +127,10 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
     else:
         problem = pose_problem(measurement, task, mask=mask, kernel=kernel, runs=runs, steps=steps, **overrides)
     device = resolve_device(device)
-    if model is None or isinstance(model, (str, Path)):
-        model = load_model(model, "generator" if prior == "ncvsd" else "teacher", device)
+    if prior == "teacher" and (teacher is not None or not isinstance(model, torch.nn.Module)):
+        model = load_prior(teacher if teacher is not None else model, device)
+    elif model is None or isinstance(model, (str, Path)):
+        model = load_model(model, "generator", device)
     chains = runs * problem.settings["restarts"]
     images_per_call = 1 if device.type == "cpu" else None
     arithmetic = resolve_precision(precision, device.type)
@@ -127,10 +142,11 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
     step = (GenerativePrior if prior == "ncvsd" else DenoiserPrior)(model, model_channels(model), precision, tile=tile)
     rng = torch.Generator(device=device).manual_seed(seed)
     sigmas = pnp_sigmas(settings["steps"], settings["sigma_max"], settings["sigma_min"], settings["rho"], device)
-    return posterior_sample(step, problem.operator, problem.measurement, sigmas, settings["likelihood_scale"],
-                            runs=runs, restarts=settings["restarts"], x_init=problem.initial_image(),
-                            ema_sigma=settings["ema_sigma"], ema_decay=settings["ema_decay"], rng=rng,
-                            callback=callback, progress=progress)
+    result = posterior_sample(step, problem.operator, problem.measurement, sigmas, settings["likelihood_scale"],
+                              runs=runs, restarts=settings["restarts"], x_init=problem.initial_image(),
+                              ema_sigma=settings["ema_sigma"], ema_decay=settings["ema_decay"], rng=rng,
+                              callback=callback, progress=progress)
+    return dataclasses.replace(result, settings=dict(settings))
 
 
 #: Largest tiles ``tile="auto"`` tries, largest first, when the untiled solve does not fit, and
@@ -164,14 +180,25 @@ def solve_deepinv(measurement: torch.Tensor, physics, task: Task | str = "denois
     conventions (images in [0, 1], noise ``physics.noise_model.sigma`` in [0, 1] units).
 
     The measurement is converted to ours (``y = 2 y_d - A 1``, ``sigma_y = 2 sigma_d``; see
-    :mod:`operators.deepinv_bridge`), the physics becomes the operator (its closed-form
-    ``prox_l2`` where deepinv has one) and ``task`` supplies only the sampler settings. The
-    returned samples and mean are in [0, 1], the std in [0, 1] units. ``kwargs``: as for :func:`solve`.
+    :mod:`ncvsd_inverse.operators.deepinv_bridge`). The physics becomes our operator: its native
+    twin where it has one (``Inpainting``, ``BlurFFT``, circular ``Blur``, ``Denoising``: the same
+    forward model with our exact likelihood step and classical start), else the physics itself
+    (its closed-form ``prox_l2`` where deepinv has one). ``task`` supplies only the sampler
+    settings; a task that starts from the classical estimate runs, for a physics without a twin,
+    the from-noise chain :data:`FROM_NOISE` instead, with a warning (``result.settings`` holds
+    what ran). The returned samples and mean are in [0, 1], the std in [0, 1] units. ``kwargs``:
+    as for :func:`solve`.
     """
     runs, steps = kwargs.pop("runs", 1), kwargs.pop("steps", None)
     sampler = {k: kwargs.pop(k) for k in list(kwargs) if k in SAMPLER_FIELDS}
     operator = from_deepinv(physics)
     y = measurement_from_deepinv(physics, measurement)
+    task = load_task(task)
+    if isinstance(operator, DeepinvOperator) and sampler.get("init", task.sampler["init"]) == "classical":
+        fallback = {k: v for k, v in FROM_NOISE.items() if sampler.get(k) is None and not (k == "steps" and steps)}
+        warnings.warn(f"{type(physics).__name__} has no native twin and so no classical estimate to start from; "
+                      f"running the task {task.name!r} from noise instead ({fallback})", stacklevel=3)
+        sampler = {**sampler, **fallback}
     task = with_sampler_settings(task, steps, **sampler)
     task = task_from_dict({**task.to_dict(), "sigma_y": 2 * deepinv_noise_sigma(physics)}, task.source)
     result = solve(Problem(task, operator, y), runs=runs, **kwargs)

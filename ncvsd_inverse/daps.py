@@ -32,7 +32,7 @@ from typing import Callable
 
 import torch
 
-from operators.base import langevin_sample
+from ncvsd_inverse.operators.base import langevin_sample
 
 from .edm import karras_sigmas
 

@@ -1,16 +1,24 @@
-"""Writing files so that a failure never leaves a partial one behind.
+"""Files read and written safely: atomic writes, YAML that cannot crash a command, and one
+process per output folder.
 
 :func:`atomic_write` writes to a temporary file in the target's folder, flushes it to disk and
 renames it into place. The result gets the mode a plain ``open(path, "w")`` would give it
-(``0o666`` minus the umask), not the ``0o600`` of a temporary file.
+(``0o666`` minus the umask), not the ``0o600`` of a temporary file. :func:`read_yaml` turns
+every way a YAML file can fail into one line. :func:`hold_folder` takes an OS file lock on an
+output folder for the life of the process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import yaml
 
 
 def current_umask() -> int:
@@ -54,3 +62,57 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """:func:`atomic_write` of a string (UTF-8)."""
     return atomic_write(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+
+
+def read_yaml(path: str | Path, error: type[Exception] = ValueError) -> object:
+    """The YAML document in ``path`` (safe loader: plain data only).
+
+    Raises ``error`` with a one-line message naming the file for every way the file can fail:
+    unreadable, invalid YAML, tags that would build Python objects, and nesting so deep that the
+    parser runs out of stack (a ``RecursionError`` inside PyYAML).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as failure:
+        raise error(f"{path}: cannot read ({type(failure).__name__}: {failure})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as failure:
+        first_line = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
+        raise error(f"{path}: not valid YAML ({first_line})") from None
+    except RecursionError:
+        raise error(f"{path}: not valid YAML (nested too deeply to parse)") from None
+
+
+class FolderInUseError(OSError):
+    """Another live process holds the folder (the message names it)."""
+
+
+@contextlib.contextmanager
+def hold_folder(folder: str | Path, name: str = ".lock") -> Iterator[Path]:
+    """Hold an exclusive OS lock (``flock``) on ``folder/name`` while the block runs.
+
+    A second process that asks for the same lock gets :class:`FolderInUseError` at once, naming
+    the process id and command line that hold it. The lock is the kernel's: it goes with its
+    process, so a killed run never leaves a stale lock behind (the file itself stays, harmless).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock_path = folder / name
+    stream = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            stream.seek(0)
+            holder = stream.read().strip() or "another process"
+            raise FolderInUseError(f"{folder} is in use by {holder}; wait for it to finish or choose another "
+                                   "folder") from None
+        stream.seek(0)
+        stream.truncate()
+        stream.write(f"process {os.getpid()} ({' '.join(sys.argv)[:200]})\n")
+        stream.flush()
+        yield lock_path
+    finally:
+        stream.close()

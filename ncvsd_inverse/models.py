@@ -51,6 +51,19 @@ def load_teacher(path: str | Path, device: str | torch.device = "cpu", ema: bool
     return _load(teacher, tensors, prefixes, source).to(device)
 
 
+def foreign_network(description: dict, source: str) -> torch.nn.Module:
+    """The conditional network of a generator distilled from a foreign teacher, rebuilt from the
+    description its checkpoint records (random weights; the checkpoint's are loaded after)."""
+    from .foreign_generator import ForeignConditionalDenoiser
+    from .priors import PriorError, prior_from_description
+
+    try:
+        prior = prior_from_description(description)
+    except (PriorError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{source}: cannot rebuild its foreign network ({error})") from None
+    return ForeignConditionalDenoiser(prior, prior.img_channels or 3, uncertainty_on="cond")
+
+
 def load_generator(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> GenerativeDenoiser:
     """The ``GenerativeDenoiser`` of an ``ncvsd-distill`` checkpoint (file or run folder), frozen."""
     source = str(resolve_checkpoint(path))
@@ -59,10 +72,13 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", ema: bo
         raise CheckpointError(f"{source}: a teacher checkpoint; pass a distilled generator (ncvsd-distill output)")
     recipe = meta["config"].get("distill", {})
     gamma, condition = recipe.get("gamma", NOISE_INFLATION), recipe.get("condition", "encoder")
-    if condition not in CONDITION_BACKBONES:
-        raise CheckpointError(f"{source}: unknown generator condition {condition!r}")
-    net = ConditionalDenoiser(CONDITION_BACKBONES[condition](network_config(meta, source)), uncertainty_on="cond")
-    generator = GenerativeDenoiser(net, gamma)
+    if "foreign" in meta["config"]:
+        generator = GenerativeDenoiser(foreign_network(meta["config"]["foreign"], source), gamma)
+    else:
+        if condition not in CONDITION_BACKBONES:
+            raise CheckpointError(f"{source}: unknown generator condition {condition!r}")
+        net = ConditionalDenoiser(CONDITION_BACKBONES[condition](network_config(meta, source)), uncertainty_on="cond")
+        generator = GenerativeDenoiser(net, gamma)
     prefixes = ("ema.generator", "generator") if ema else ("generator",)
     return _load(generator, tensors, prefixes, source).to(device)
 

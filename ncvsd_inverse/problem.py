@@ -11,8 +11,8 @@ import dataclasses
 
 import torch
 
-from operators import ImageTooSmallError, Operator
-from tasks import SAMPLER_FIELDS, Task, load_task, task_from_dict
+from ncvsd_inverse.operators import ImageTooSmallError, Operator
+from ncvsd_inverse.tasks import SAMPLER_FIELDS, Task, load_task, task_from_dict
 
 from .memory import check_memory
 

@@ -164,6 +164,8 @@ class GenerativePrior:
         elif self.channels == 1 and c > 1:  # colour image, gray model: each channel on its own
             x = self._network(u.reshape(n * c, 1, *u.shape[2:]), sigma.repeat_interleave(c), rng)
             x = x.reshape(u.shape)
+        elif self.channels is not None and c != self.channels:
+            raise ValueError(f"the model takes {self.channels}-channel images; these have {c} channels")
         else:
             x = self._network(u, sigma, rng)
         self.calls += 1
@@ -194,6 +196,7 @@ class PosteriorResult:
     network_seconds: float    # time inside the prior step
     sigmas: Tensor
     misfit: Tensor | None = None  # (runs, N) data misfit of the kept chains (nonlinear tasks)
+    settings: dict | None = None  # the sampler settings that ran (set by ``solve``)
 
     @property
     def outside_network_fraction(self) -> float:

@@ -11,6 +11,7 @@ from .deepinv_bridge import (
     from_deepinv,
     measurement_from_deepinv,
     measurement_to_deepinv,
+    native_twin,
     to_deepinv,
     to_deepinv_svd,
 )
@@ -22,6 +23,6 @@ __all__ = [
     "Blur", "DeepinvOperator", "Denoising", "ImageTooSmallError", "Inpainting", "Operator",
     "PhaseRetrieval", "SuperResolution", "box_mask", "conjugate_gradient", "deepinv_noise_sigma",
     "from_deepinv", "gaussian_kernel", "kernel_to_otf", "measurement_from_deepinv",
-    "measurement_to_deepinv", "motion_kernel", "random_mask", "resampling_matrix", "to_deepinv",
+    "measurement_to_deepinv", "motion_kernel", "native_twin", "random_mask", "resampling_matrix", "to_deepinv",
     "to_deepinv_svd",
 ]

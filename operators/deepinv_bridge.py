@@ -24,8 +24,10 @@ class DeepinvOperator(Operator):
     same on any range). The likelihood step is perturbation-optimisation: the target Gaussian's
     sample is ``argmin ||A u - (y + s n1)||^2 / (2 s^2) + ||u - (x + r n2)||^2 / (2 r^2)``, which
     is ``physics.prox_l2(x + r n2, y + s n1, gamma = r^2 / s^2)``. Where deepinv has that prox in
-    closed form (a ``DecomposablePhysics``: inpainting, FFT blur, ...) it is used; otherwise
-    our conjugate gradients solve the same system.
+    closed form (a ``DecomposablePhysics``: inpainting, FFT blur, ...; ``Downsampling`` with
+    circular padding, by FFT) it is used; otherwise our conjugate gradients solve the same
+    system. Its classical estimate is only the generic pseudo-inverse: prefer
+    :func:`from_deepinv`, which gives the native operator where one exists.
     """
 
     def __init__(self, physics: "deepinv.physics.LinearPhysics"):
@@ -34,7 +36,8 @@ class DeepinvOperator(Operator):
         if not isinstance(physics, deepinv.physics.LinearPhysics):
             raise TypeError(f"from_deepinv needs a deepinv LinearPhysics, got {type(physics).__name__}")
         self.physics = physics
-        self.closed_form_prox = isinstance(physics, deepinv.physics.DecomposablePhysics)
+        self.closed_form_prox = isinstance(physics, deepinv.physics.DecomposablePhysics) or (
+            isinstance(physics, deepinv.physics.Downsampling) and physics.padding == "circular")
 
     def forward(self, x: Tensor) -> Tensor:
         return self.physics.A(x)
@@ -54,10 +57,54 @@ class DeepinvOperator(Operator):
         return self.physics.prox_l2(x_p, y_p, gamma=r**2 / s**2)
 
 
-def from_deepinv(physics: "deepinv.physics.LinearPhysics") -> DeepinvOperator:
-    """Wrap a deepinv ``LinearPhysics`` as an operator (likelihood step: deepinv's closed-form
-    ``prox_l2`` where it has one, CG otherwise)."""
-    return DeepinvOperator(physics)
+def _single(tensor: Tensor) -> Tensor | None:
+    """``tensor`` ``(B, ...)`` as one ``(1, ...)`` when every batch entry is the same, else None."""
+    tensor = torch.as_tensor(tensor).detach().cpu().float()
+    return tensor[:1] if bool((tensor == tensor[:1]).all()) else None
+
+
+def native_twin(physics: "deepinv.physics.LinearPhysics") -> Operator | None:
+    """Our operator with exactly the forward model of ``physics``, or None where there is none.
+
+    - ``Inpainting`` (a 0/1 mask, the same for every image) -> :class:`Inpainting`;
+    - ``BlurFFT``, and ``Blur`` with ``padding="circular"`` (one kernel for all channels and
+      images, summing to 1) -> :class:`Blur` (the same circular convolution, tested bit for bit
+      for asymmetric kernels);
+    - ``Denoising`` -> :class:`Denoising`.
+
+    ``Downsampling`` has no twin: deepinv's bicubic filter is sampled at another phase (it
+    equals our :class:`SuperResolution` of the image shifted by one pixel, away from the borders)
+    and wraps around at the borders.
+    """
+    import deepinv
+
+    from .blur import Blur
+    from .inpainting import Denoising, Inpainting
+
+    if type(physics) is deepinv.physics.Denoising:
+        return Denoising()
+    if type(physics) is deepinv.physics.Inpainting:
+        mask = _single(physics.mask.reshape(-1, *physics.mask.shape[-3:]))
+        if mask is None or not bool(((mask == 0) | (mask == 1)).all()):
+            return None
+        return Inpainting(mask[:, :1] if bool((mask == mask[:, :1]).all()) else mask)
+    circular_blur = type(physics) is deepinv.physics.BlurFFT or (
+        type(physics) is deepinv.physics.Blur and physics.padding == "circular")
+    if circular_blur:
+        kernel = _single(physics.filter)
+        if kernel is None or not bool((kernel == kernel[:, :1]).all()):
+            return None
+        kernel = kernel[0, 0]
+        return Blur(kernel) if abs(float(kernel.sum()) - 1) <= 1e-3 else None
+    return None
+
+
+def from_deepinv(physics: "deepinv.physics.LinearPhysics") -> Operator:
+    """Our operator for a deepinv ``LinearPhysics``: its :func:`native_twin` where it has one
+    (the same forward model, with our exact likelihood step and classical estimate: biharmonic
+    inpainting, Wiener), else the physics wrapped as a :class:`DeepinvOperator` (deepinv's
+    closed-form ``prox_l2`` where it has one, CG otherwise)."""
+    return native_twin(physics) or DeepinvOperator(physics)
 
 
 def to_deepinv(operator: Operator, sigma_y: float = 0.0) -> "deepinv.physics.LinearPhysics":

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import yaml
 
-from operators import (
+from ncvsd_inverse.files import read_yaml
+from ncvsd_inverse.operators import (
     Blur,
     Denoising,
     Inpainting,
@@ -230,11 +231,7 @@ def load_task(name_or_path: str | Path | Task) -> Task:
             raise TaskError(f"unknown task {str(name_or_path)!r}; available: {', '.join(available_tasks())}")
     if not path.is_file():
         raise TaskError(f"{path}: no such task file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise TaskError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    return task_from_dict(data, source=str(path))
+    return task_from_dict(read_yaml(path, TaskError), source=str(path))
 
 
 __all__ = ["Task", "TaskError", "available_tasks", "load_task", "task_from_dict"]

@@ -20,9 +20,9 @@ from ncvsd_inverse.bench.runner import read_cells
 from ncvsd_inverse.bench.suite import SuiteError
 from ncvsd_inverse.cli.bench import main
 from ncvsd_inverse.daps import annealing_levels, daps_sample, ode_denoise
+from ncvsd_inverse.operators import Blur, Inpainting, PhaseRetrieval, SuperResolution, gaussian_kernel, to_deepinv_svd
 from ncvsd_inverse.problem import with_sampler_settings
-from operators import Blur, Inpainting, PhaseRetrieval, SuperResolution, gaussian_kernel, to_deepinv_svd
-from tasks import task_from_dict
+from ncvsd_inverse.tasks import task_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -465,7 +465,7 @@ def test_phase_retrieval_runs_are_scored_modulo_the_twin_without_choosing_by_the
     """The runs are put in the first run's orientation (no ground truth), then turned together if
     that is the truth's twin; a run that landed on the other orientation than the first is turned
     to it before the mean is taken."""
-    from operators.phase_retrieval import modulo_twin, twin
+    from ncvsd_inverse.operators.phase_retrieval import modulo_twin, twin
 
     torch.manual_seed(0)
     truth = torch.rand(1, 3, 8, 8) * 2 - 1

@@ -70,7 +70,7 @@ def test_solver_speed_reports_time_per_megapixel_at_each_size(tiny_models, tmp_p
 def test_tune_solver_sweeps_operator_and_restart_settings(tiny_models, tmp_path, monkeypatch):
     import tune_solver
 
-    from operators.phase_retrieval import PhaseRetrieval
+    from ncvsd_inverse.operators.phase_retrieval import PhaseRetrieval
 
     langevin_used = []
     original = PhaseRetrieval.langevin_likelihood_step

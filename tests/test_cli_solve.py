@@ -86,13 +86,13 @@ def test_same_seed_same_output_other_seed_differs(small_images, tiny_models):
 def test_phase_retrieval_keeps_lowest_misfit(small_images, tiny_models):
     _, generator = tiny_models
     clean = read_image(small_images / "clean.png")[..., :16, :16]
-    from tasks import load_task
+    from ncvsd_inverse.tasks import load_task
 
     task = load_task("phase_retrieval")
     y = task.build_operator(clean.shape).measure(clean, 0.05, torch.Generator().manual_seed(0))
     result = solve(y, task, model=generator, steps=2, runs=3)
     assert result.mean.shape == clean.shape and result.misfit.shape == (3, 1)
-    from operators.phase_retrieval import twin_is_closer
+    from ncvsd_inverse.operators.phase_retrieval import twin_is_closer
 
     assert not twin_is_closer(result.samples, result.samples[:1]).any()  # the runs in one orientation
 

@@ -23,8 +23,8 @@ from PIL import Image
 
 from ncvsd_inverse.checkpoints import CheckpointError
 from ncvsd_inverse.io import ImageReadError, read_image
-from operators import Blur, Inpainting, SuperResolution, gaussian_kernel, random_mask
-from tasks import TaskError, task_from_dict
+from ncvsd_inverse.operators import Blur, Inpainting, SuperResolution, gaussian_kernel, random_mask
+from ncvsd_inverse.tasks import TaskError, task_from_dict
 
 LONG = bool(os.environ.get("NCVSD_FUZZ_LONG"))
 COUNTS: dict[str, int] = {}
@@ -153,7 +153,7 @@ def test_load_task_accepts_or_names_the_key(preset):
 
 def test_yaml_that_builds_python_objects_is_refused(tmp_path):
     count("load_task")
-    from tasks import load_task
+    from ncvsd_inverse.tasks import load_task
 
     path = tmp_path / "evil.yaml"
     path.write_text("name: !!python/object/apply:os.system ['touch pwned']\nsigma_y: 0.05\n")

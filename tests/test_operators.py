@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from conftest import dense_matrix
 
-from operators import (
+from ncvsd_inverse.operators import (
     Blur,
     Denoising,
     Inpainting,
@@ -233,7 +233,7 @@ def test_classical_estimates(data_dir):
 def test_hio_real_fft_projection_equals_the_full_fft_one_on_noisy_magnitudes():
     """HIO's magnitude projection on real FFTs equals ``Re IFFT(y FFT(g) / |FFT(g)|)`` even for
     noisy (not Hermitian-symmetric) magnitudes, on odd and even grids."""
-    from operators.phase_retrieval import hermitian_magnitude, magnitude_projection
+    from ncvsd_inverse.operators.phase_retrieval import hermitian_magnitude, magnitude_projection
 
     rng = torch.Generator().manual_seed(0)
     for size in ((16, 16), (15, 22)):
@@ -251,8 +251,8 @@ def test_hybrid_input_output_recovers_a_noise_free_image_and_keeps_the_best_rest
     image without noise it finds the image (up to its 180-degree twin) to the last digit; with
     noise, of its random starts it keeps the lowest data misfit, never the truth's choice."""
     from ncvsd_inverse.metrics import psnr
-    from operators import PhaseRetrieval
-    from operators.phase_retrieval import hybrid_input_output
+    from ncvsd_inverse.operators import PhaseRetrieval
+    from ncvsd_inverse.operators.phase_retrieval import hybrid_input_output
 
     torch.manual_seed(0)
     x = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 20, 20), 5, 1)
@@ -272,7 +272,7 @@ def test_hybrid_input_output_recovers_a_noise_free_image_and_keeps_the_best_rest
 def test_the_twin_has_the_same_magnitudes_and_alignment_picks_the_closer_orientation():
     """The 180-degree twin is phase retrieval's trivial ambiguity: the operator cannot tell it
     from the image. ``align_twins`` turns exactly the images whose twin is closer to the reference."""
-    from operators.phase_retrieval import align_twins, twin, twin_is_closer
+    from ncvsd_inverse.operators.phase_retrieval import align_twins, twin, twin_is_closer
 
     torch.manual_seed(0)
     x = torch.rand(3, 3, 12, 10) * 2 - 1
@@ -290,7 +290,7 @@ def test_channel_twins_are_put_in_the_first_channels_orientation():
     """HIO solves each colour channel on its own, so channels land on the image or its twin
     independently; aligning them by their correlation restores one orientation, whichever the
     first channel has, and leaves an aligned image as it is."""
-    from operators.phase_retrieval import align_channel_twins, twin
+    from ncvsd_inverse.operators.phase_retrieval import align_channel_twins, twin
 
     torch.manual_seed(0)
     base = torch.nn.functional.avg_pool2d(torch.rand(2, 1, 20, 20), 5, 1)

@@ -6,9 +6,16 @@ import pytest
 import torch
 
 from ncvsd_inverse import solve
+from ncvsd_inverse.operators import (
+    ImageTooSmallError,
+    Inpainting,
+    SuperResolution,
+    measurement_to_deepinv,
+    random_mask,
+    to_deepinv,
+)
 from ncvsd_inverse.problem import MIN_CLEAN_SIZE, Problem, pose_problem, simulate_problem
-from operators import ImageTooSmallError, Inpainting, SuperResolution, measurement_to_deepinv, random_mask, to_deepinv
-from tasks import TaskError, load_task
+from ncvsd_inverse.tasks import TaskError, load_task
 
 
 def test_pose_problem_builds_the_operator_and_checks_once():

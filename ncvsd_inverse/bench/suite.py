@@ -2,7 +2,7 @@
 
 ```yaml
 name: cbsd68-quick
-data: {folder: ../../../shared/data/cbsd68, crop: 128, first: 8}   # or list: FILE of names
+data: {set: cbsd68, crop: 128, first: 8}   # a published set (or folder: PATH); list: FILE of names
 tasks: [sr4x, box_inpainting, random_inpainting, gaussian_deblur, motion_deblur]
 seed: 0
 runs: 4                      # posterior samples per image for the sampling methods
@@ -15,24 +15,31 @@ methods:
   classical: {}
 ```
 Paths are relative to the suite file. Every error names the file and the entry.
+
+``data.set`` names a published image set (:mod:`ncvsd_inverse.datasets`): its folder is
+``--data DIR`` or ``$NCVSD_DATA/<set>``, and every image a run reads is checked against the set's
+sha256 manifest. ``data.folder`` is any folder of images (not checked). A suite with neither
+needs ``--data``. The packaged suites live in ``benchmarks/suites/`` of the repository and install
+as ``ncvsd_inverse.bench.suites``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from importlib import resources
 from pathlib import Path
 
-import yaml
+from ncvsd_inverse.tasks import TaskError, load_task
 
-from tasks import TaskError, load_task
-
+from ..datasets import DataSetError, locate_set
+from ..files import read_yaml
 from ..io import read_name_list
 from ..sampling import PRECISIONS
 from .methods import METHODS, MethodSettingsError
 
-SUITE_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "suites"
+SUITE_DIR = Path(str(resources.files("ncvsd_inverse.bench.suites")))
 SUITE_KEYS = ("name", "data", "tasks", "seed", "runs", "precision", "generator", "teacher", "methods")
-DATA_KEYS = ("folder", "crop", "first", "list")
+DATA_KEYS = ("set", "folder", "crop", "first", "list")
 
 
 class SuiteError(ValueError):
@@ -57,6 +64,7 @@ class Suite:
     teacher: str | None
     methods: dict
     method_images: dict = dataclasses.field(default_factory=dict)
+    data_set: str | None = None  # the published set the images must match (None: any folder)
 
     def images_for(self, method: str) -> int | None:
         """How many of the suite's images ``method`` runs on (None: all of them)."""
@@ -102,10 +110,7 @@ def load_suite(name_or_path: str | Path, data: str | Path | None = None, first: 
     """Read and check a suite file; the keyword arguments override it (a quick run)."""
     path = resolve_suite_path(name_or_path)
     source = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise SuiteError(f"{source}: not valid YAML ({str(error).splitlines()[0]})") from None
+    raw = read_yaml(path, SuiteError)
     if not isinstance(raw, dict):
         raise SuiteError(f"{source}: a suite must be a YAML mapping")
     unknown = sorted(set(raw) - set(SUITE_KEYS))
@@ -115,12 +120,26 @@ def load_suite(name_or_path: str | Path, data: str | Path | None = None, first: 
 
     data_section = raw.get("data")
     if not isinstance(data_section, dict):
-        raise SuiteError(f"{source}: data: must be a mapping with a folder")
+        raise SuiteError(f"{source}: data: must be a mapping with a set or a folder")
     unknown = sorted(set(data_section) - set(DATA_KEYS))
     if unknown:
         raise SuiteError(f"{source}: data.{unknown[0]}: unknown key (known: {', '.join(DATA_KEYS)})")
-    folder = (Path(data).expanduser() if data is not None
-              else _path(data_section.get("folder"), f"{source}: data.folder", base))
+    data_set, folder = data_section.get("set"), data_section.get("folder")
+    if data_set is not None and folder is not None:
+        raise SuiteError(f"{source}: data: give a set or a folder, not both")
+    if data_set is not None:
+        if not isinstance(data_set, str):
+            raise SuiteError(f"{source}: data.set: must be the name of a data set, got {data_set!r}")
+        try:
+            folder = locate_set(data_set, data)
+        except DataSetError as error:
+            raise SuiteError(f"{source}: data.set: {error}") from None
+    elif data is not None:
+        folder = Path(data).expanduser()
+    elif folder is None:
+        raise SuiteError(f"{source}: data: the suite names no image folder: pass --data DIR")
+    else:
+        folder = _path(folder, f"{source}: data.folder", base)
     if not folder.is_dir():
         raise SuiteError(f"{source}: data.folder: no such folder {folder}")
     names = None
@@ -166,7 +185,8 @@ def load_suite(name_or_path: str | Path, data: str | Path | None = None, first: 
     models = {}
     for kind, given in (("generator", generator), ("teacher", teacher)):
         value = raw.get(kind)
-        models[kind] = given if given is not None else None if value is None else str(
+        foreign = isinstance(value, str) and value.startswith(("diffusers:", "deepinv:"))  # a prior spec, not a path
+        models[kind] = given if given is not None else None if value is None else value if foreign else str(
             _path(value, f"{source}: {kind}", base))
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not name:
@@ -175,4 +195,4 @@ def load_suite(name_or_path: str | Path, data: str | Path | None = None, first: 
                  tasks=tuple(task_names), seed=_count(raw.get("seed", 0), f"{source}: seed", 0),
                  runs=_count(raw.get("runs", 1), f"{source}: runs", 1), precision=precision,
                  generator=models["generator"], teacher=models["teacher"], methods=checked,
-                 method_images={k: v for k, v in method_images.items() if v is not None})
+                 method_images={k: v for k, v in method_images.items() if v is not None}, data_set=data_set)

@@ -9,7 +9,7 @@ import click
 from ncvsd_inverse.allocator import retain_freed_memory
 from ncvsd_inverse.bench import report_suite, run_suite
 from ncvsd_inverse.bench.suite import load_suite
-from ncvsd_inverse.cli.common import user_errors
+from ncvsd_inverse.cli.common import user_errors, version_option
 
 EXAMPLES = """
 \b
@@ -38,7 +38,10 @@ def _names(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--tasks", multiple=True, help="Only these tasks (repeat or separate with commas).")
 @click.option("--methods", multiple=True, help="Only these methods (repeat or separate with commas).")
 @click.option("--generator", default=None, help="Generator checkpoint or run folder instead of the suite's.")
-@click.option("--teacher", default=None, help="Teacher checkpoint or run folder instead of the suite's.")
+@click.option("--teacher", default=None,
+              help="The prior of every method that runs on a teacher (the teacher chain, DPS, DiffPIR, DDRM, DAPS) "
+                   "instead of the suite's: an ncvsd-train checkpoint or run folder, diffusers:PATH or "
+                   "deepinv:NAME:WEIGHTS.")
 @click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default=None,
               help="Network arithmetic instead of the suite's (bfloat16: about 1.8x faster where it is native, "
                    "AVX512-BF16 CPUs and GPUs; emulated elsewhere, many times slower; auto: bfloat16 where "
@@ -47,6 +50,7 @@ def _names(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--report-only", is_flag=True,
               help="Run nothing: write the report of the cells already finished in --out (an interim report).")
+@version_option
 def main(suite: str, out: Path, resume: bool, data: Path | None, first: int | None, crop: int | None,
          tasks: tuple[str, ...], methods: tuple[str, ...], generator: str | None, teacher: str | None,
          precision: str | None, device: str, quiet: bool, report_only: bool) -> None:

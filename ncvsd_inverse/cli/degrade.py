@@ -8,15 +8,15 @@ import click
 import numpy as np
 import torch
 
-from ncvsd_inverse.cli.common import user_errors
+from ncvsd_inverse.cli.common import user_errors, version_option
 from ncvsd_inverse.io import read_image, write_image
-from operators import Blur, Inpainting
-from tasks import available_tasks, load_task
+from ncvsd_inverse.operators import Blur, Inpainting
+from ncvsd_inverse.tasks import available_tasks, load_task
 
 EXAMPLES = """
 \b
 Examples:
-  ncvsd-degrade examples/tiger.png                    # every task, into ./degraded
+  ncvsd-degrade photo.png                             # every task, into ./degraded
   ncvsd-degrade photo.png --task sr4x --task box_inpainting --out-dir out --seed 3
 """
 
@@ -28,6 +28,7 @@ Examples:
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("degraded"),
               show_default=True, help="Folder for the measurements.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the measurement noise.")
+@version_option
 def main(image: Path, tasks: tuple[str, ...], out_dir: Path, seed: int) -> None:
     """Degrade a clean IMAGE with each task's operator and noise, and write the measurements.
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ncvsd_inverse.checkpoints import read_checkpoint, resolve_checkpoint, save_checkpoint
-from ncvsd_inverse.cli.common import user_errors
+from ncvsd_inverse.cli.common import user_errors, version_option
 
 
 def export_model(source: str | Path, kind: str, out_dir: Path) -> Path:
@@ -42,6 +42,7 @@ def write_model_file(out_dir: Path, kind: str, tensors: dict, config: dict, step
 @click.option("--teacher", type=click.Path(path_type=Path), help="ncvsd-train checkpoint or run folder.")
 @click.option("--generator", type=click.Path(path_type=Path), help="ncvsd-distill checkpoint or run folder.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@version_option
 def main(teacher, generator, out):
     """Export the EMA weights of a teacher and/or a generator as slim model files."""
     with user_errors():

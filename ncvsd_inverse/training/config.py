@@ -7,10 +7,10 @@ import json
 import math
 from pathlib import Path
 
-import yaml
 from torch import nn
 
 from ..edm import NOISE_INFLATION, SIGMA_MAX, SIGMA_MIN
+from ..files import read_yaml
 from ..networks import UNetConfig, unet_config
 from ..sampling import PRECISIONS
 
@@ -201,10 +201,7 @@ def read_preset(name_or_path: str | Path, relative_to: Path | None = None, seen:
     path = preset_path(name_or_path, relative_to).resolve()
     if path in seen:
         raise ValueError(f"{path}: 'base' loops back to itself")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a training preset must be a YAML mapping")
     unknown = sorted(set(data) - {"base", "teacher", "distill", "description"})
@@ -233,9 +230,14 @@ def to_plain(config) -> dict:
 
 
 def network_description(module: nn.Module) -> dict:
-    """``{"network": UNetConfig as a dict}`` when ``module`` is built on our UNet, else ``{}``."""
+    """``{"network": UNetConfig as a dict}`` when ``module`` is built on our UNet; for a generator
+    on a foreign network, ``{"foreign": its prior's description}`` (the architecture and its own
+    config, :func:`~ncvsd_inverse.priors.prior_from_description`); else ``{}``."""
     cfg = unet_config(module)
-    return {} if cfg is None else {"network": to_plain(cfg)}
+    if cfg is not None:
+        return {"network": to_plain(cfg)}
+    foreign = getattr(getattr(module, "net", module), "description", None)
+    return {} if foreign is None else {"foreign": foreign}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -12,14 +13,15 @@ from torch import nn
 
 from .. import checkpoints
 from ..diagnostics import generator_diagnostic
+from ..foreign_generator import ForeignConditionalDenoiser
 from ..networks import (
     ConditionalDenoiser,
-    Denoiser,
     Discriminator,
     GenerativeDenoiser,
     UncertaintyHead,
     clone_frozen,
 )
+from ..priors import Prior
 from .config import VALIDATION_SEED, DistillConfig, network_description, to_plain
 from .data import PatchDataset, cpu_rng
 from .loop import Distributed, Run, log_start, train_loop, update_ema
@@ -28,12 +30,31 @@ from .losses import NCVSDLoss
 Tensor = torch.Tensor
 
 
-def build_distillation_nets(teacher: Denoiser, cfg: DistillConfig):
-    """``(generator, fake_score, discriminator or None)``, all initialised from the teacher's UNet."""
+def build_distillation_nets(teacher: nn.Module, cfg: DistillConfig):
+    """``(generator, fake_score, discriminator or None)``, all initialised from the teacher: our
+    :class:`Denoiser`'s UNet, or a foreign prior's own network (:func:`build_foreign_nets`)."""
+    if isinstance(teacher, Prior):
+        return build_foreign_nets(teacher, cfg)
     generator_net = GenerativeDenoiser(ConditionalDenoiser.init_from(teacher, "cond", cfg.condition), cfg.gamma)
     fake = ConditionalDenoiser.init_from(teacher, uncertainty_on="main")
     disc = Discriminator.init_from(teacher) if cfg.gan_scale > 0 else None
     return generator_net, fake, disc
+
+
+def build_foreign_nets(teacher: Prior, cfg: DistillConfig):
+    """``(generator, fake_score, None)`` on copies of a foreign prior's network, the condition
+    joined at its first convolution (:mod:`~ncvsd_inverse.foreign_generator`); no GAN term, whose
+    discriminator needs an encoder known only for this project's UNet (a warning says so when the
+    recipe has one)."""
+    if cfg.gan_scale > 0:
+        warnings.warn(f"gan_scale {cfg.gan_scale} is ignored: the GAN discriminator needs the teacher's encoder, "
+                      "known only for this project's UNet; a foreign teacher is distilled without it", stacklevel=2)
+    if teacher.description is None:
+        raise ValueError(f"{teacher.source}: a distilled generator must rebuild its network from a config; "
+                         "distill a diffusers: or deepinv: spec, not a Python object")
+    channels = teacher.img_channels or 3
+    generator_net = GenerativeDenoiser(ForeignConditionalDenoiser(teacher, channels, "cond"), cfg.gamma)
+    return generator_net, ForeignConditionalDenoiser(teacher, channels, "main"), None
 
 
 def distill(teacher: Callable, generator_net: nn.Module, fake: nn.Module, data: PatchDataset,

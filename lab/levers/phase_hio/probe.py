@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from ncvsd_inverse import metrics
 from ncvsd_inverse.io import read_centre_crops, read_name_list
-from operators.phase_retrieval import hybrid_input_output
-from tasks import load_task
+from ncvsd_inverse.operators.phase_retrieval import hybrid_input_output
+from ncvsd_inverse.tasks import load_task
 
 
 def coarse_measurement(y: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 
 from ncvsd_inverse import load_model, solve
 from ncvsd_inverse.allocator import retain_freed_memory
-from tasks import load_task
+from ncvsd_inverse.tasks import load_task
 
 retain_freed_memory()
 model, task = load_model(), load_task("sr4x")

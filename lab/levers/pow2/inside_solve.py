@@ -7,7 +7,7 @@ import torch
 from ncvsd_inverse import load_model, solve
 from ncvsd_inverse.allocator import retain_freed_memory
 from ncvsd_inverse.sampling import GenerativePrior
-from tasks import load_task
+from ncvsd_inverse.tasks import load_task
 
 retain_freed_memory()
 size = int(sys.argv[1]) if len(sys.argv) > 1 else 2048

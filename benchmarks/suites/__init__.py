@@ -1,0 +1,1 @@
+"""The packaged benchmark suites (YAML; installed as ``ncvsd_inverse.bench.suites``)."""
