@@ -3,6 +3,8 @@
 
     python benchmarks/denoising_quality.py --data ../shared/data/cbsd432 \
         --list benchmarks/splits/cbsd432_val32.txt --crop 128 [--teacher T] [--generator G | --teacher-sampler 128]
+    python benchmarks/denoising_quality.py --data ../shared/data/cbsd432 --list benchmarks/splits/cbsd432_val32.txt \
+        --teacher diffusers:lab/models/foreign-ddpm --levels 0.1 0.2 0.5   # a foreign prior
 
 Teacher: denoising PSNR and LPIPS (the MMSE estimate) at each level. Generator (if given): at
 each level, PSNR and LPIPS of one sample and of the mean of 8 samples, their PSNR gaps below
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ncvsd_inverse import load_model
+from ncvsd_inverse import load_model, load_prior
 from ncvsd_inverse.diagnostics import denoising_diagnostic
 from ncvsd_inverse.io import read_centre_crops, read_name_list
 from ncvsd_inverse.machine import describe_machine
@@ -57,7 +59,9 @@ def evaluate(teacher, generator, clean, levels, samples=8, seed=0) -> list[dict]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--teacher", default=None, help="teacher (default: the shipped one)")
+    parser.add_argument("--teacher", default=None,
+                        help="teacher: any prior load_prior takes (an ncvsd-train checkpoint, diffusers:PATH, "
+                             "deepinv:NAME:WEIGHTS; default: the shipped one)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--generator", default=None, help="generator file or run folder; 'default' = shipped")
     which.add_argument("--teacher-sampler", type=int, metavar="STEPS",
@@ -73,7 +77,7 @@ def main() -> None:
         parser.error(f"--teacher-sampler needs at least 2 steps (got {args.teacher_sampler})")
     crops = read_centre_crops(args.data, read_name_list(args.list), args.limit, args.crop)
     clean = torch.cat([crop for _, crop in crops])
-    teacher = load_model(args.teacher, "teacher", device="cpu")
+    teacher = load_prior(args.teacher, device="cpu")
     if args.teacher_sampler is not None:
         generator = teacher_sampler(teacher, args.teacher_sampler)
         described = f"teacher sampler, {args.teacher_sampler} steps"

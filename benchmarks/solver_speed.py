@@ -28,9 +28,8 @@ from ncvsd_inverse import load_model, solve
 from ncvsd_inverse.allocator import retain_freed_memory
 from ncvsd_inverse.bench.runner import PeakMemory
 from ncvsd_inverse.io import read_image
-from ncvsd_inverse.machine import describe_machine
+from ncvsd_inverse.machine import PRECISIONS, describe_machine, resolve_precision
 from ncvsd_inverse.models import weights_sha256
-from ncvsd_inverse.sampling import PRECISIONS, resolve_precision
 from ncvsd_inverse.tasks import load_task
 
 ROOT = Path(__file__).resolve().parents[1]

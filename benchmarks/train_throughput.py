@@ -21,9 +21,8 @@ from pathlib import Path
 import torch
 
 from ncvsd_inverse import training
-from ncvsd_inverse.machine import describe_machine
+from ncvsd_inverse.machine import PRECISIONS, describe_machine
 from ncvsd_inverse.networks import build_teacher, count_parameters
-from ncvsd_inverse.sampling import PRECISIONS
 
 
 class RandomImages:

@@ -24,7 +24,7 @@ import torch
 
 from ncvsd_inverse import load_model, metrics, solve
 from ncvsd_inverse.io import read_centre_crops, read_name_list
-from ncvsd_inverse.sampling import PRECISIONS
+from ncvsd_inverse.machine import PRECISIONS
 from ncvsd_inverse.tasks import INITS, load_task, task_from_dict
 
 

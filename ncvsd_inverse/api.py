@@ -13,12 +13,13 @@ from ncvsd_inverse.operators import DeepinvOperator, deepinv_noise_sigma, from_d
 from ncvsd_inverse.tasks import SAMPLER_FIELDS, Task, load_task, task_from_dict
 
 from .checkpoints import CheckpointError
+from .machine import resolve_precision
 from .memory import NetworkSize, available_memory_bytes, check_memory, solve_memory_bytes
 from .models import load_generator, load_teacher
 from .networks import unet_config
 from .priors import load_prior
 from .problem import Problem, check_size, pose_problem, with_sampler_settings
-from .sampling import DenoiserPrior, GenerativePrior, PosteriorResult, pnp_sigmas, posterior_sample, resolve_precision
+from .sampling import DenoiserPrior, GenerativePrior, PosteriorResult, pnp_sigmas, posterior_sample
 from .tiling import check_tile
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"

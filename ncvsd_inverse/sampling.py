@@ -10,16 +10,15 @@ the deterministic MMSE estimate of a teacher.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
-import warnings
 from typing import Callable
 
 import torch
 from tqdm import tqdm
 
+from . import machine
 from .edm import SIGMA_MAX, SIGMA_MIN, as_level, denoising_posterior, karras_sigmas
-from .machine import cpu_info
+from .machine import PRECISIONS, native_bfloat16, resolve_precision  # noqa: F401 (this module's names before)
 from .networks import GenerativeDenoiser, unet_config
 from .tiling import check_tile, receptive_radius, tiled_apply
 
@@ -30,54 +29,14 @@ class NonFiniteError(FloatingPointError):
     """A sampler step produced NaN or Inf (the message names the step and its noise level)."""
 
 
-#: Arithmetic of the network evaluations (the likelihood steps are always float32); ``auto``:
-#: bfloat16 where it is native (:func:`native_bfloat16`), else float32.
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-@functools.lru_cache(maxsize=None)
-def native_bfloat16(device_type: str = "cpu") -> bool:
-    """Whether bfloat16 arithmetic is native on this machine's ``device_type``.
-
-    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: the AVX512-BF16 or AMX-BF16 instructions
-    (read from ``/proc/cpuinfo``; oneDNN uses them for bf16 convolutions). Without them torch
-    emulates bf16 on a CPU: measured 85x slower than float32 for a 256x256 network call on an
-    AVX2-only 2-core CPU, where an AVX512-BF16 CPU of the same class ran it 1.8x faster.
-    """
-    if device_type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device_type != "cpu":
-        return False
-    return not cpu_info()[1].isdisjoint({"avx512_bf16", "amx_bf16"})
-
-
-def resolve_precision(precision: str, device_type: str = "cpu") -> str:
-    """``"float32"`` or ``"bfloat16"``: ``precision`` itself, or for ``"auto"`` bfloat16 where it
-    is native on ``device_type`` and float32 elsewhere. On 16 CBSD68 crops (256x256) the shipped
-    presets gave the same PSNR in both, to 0.01 dB per task and method (bfloat16 on an
-    AVX512-BF16 CPU, float32 on an AVX2 one)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "auto":
-        return "bfloat16" if native_bfloat16(device_type) else "float32"
-    return precision
-
-
-@functools.lru_cache(maxsize=None)
-def warn_emulated_bfloat16(device_type: str) -> None:
-    """Warn once per device type that bfloat16 runs emulated there (the sampler and the trainer)."""
-    warnings.warn(f"bfloat16 is not native on this {device_type} (no AVX512-BF16/AMX on a CPU): the network runs "
-                  "emulated, many times slower than float32; use precision float32", RuntimeWarning, stacklevel=4)
-
-
 class GenerativePrior:
     """Prior step ``x ~ G(u, sigma)``: one sample of the clean image given the noisy ``u``.
 
     ``channels``: the model's channel count. Gray images are replicated to 3 channels for an RGB
     model and the result averaged back to gray; colour images given to a gray model are denoised
-    channel by channel. ``precision``: ``"auto"`` (default, :func:`resolve_precision`),
+    channel by channel. ``precision``: ``"auto"`` (default, :func:`~ncvsd_inverse.machine.resolve_precision`),
     ``"float32"`` or ``"bfloat16"`` (the network under autocast; the result is float32). bfloat16
-    pays only where it is native (:func:`native_bfloat16`); elsewhere it warns, because emulated
+    pays only where it is native (:func:`~ncvsd_inverse.machine.native_bfloat16`); elsewhere it warns, because emulated
     bf16 is many times slower.
     ``max_batch``: the most images per network call (runs are split into calls of that size;
     None: all at once, the default on GPUs). On a CPU one image per call is fastest, because
@@ -95,7 +54,7 @@ class GenerativePrior:
 
     def __init__(self, model: Callable, channels: int | None = None, precision: str = "auto",
                  max_batch: int | None = None, tile: int | None = None, tile_margin: int | None = None):
-        resolve_precision(precision)  # refuses an unknown precision here, not at the first step
+        machine.resolve_precision(precision)  # refuses an unknown precision here, not at the first step
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         check_tile(tile)
@@ -105,9 +64,9 @@ class GenerativePrior:
         self.max_batch, self.tile, self.tile_margin = max_batch, tile, tile_margin
 
     def _network(self, u: Tensor, sigma: Tensor, rng) -> Tensor:
-        precision = resolve_precision(self.precision, u.device.type)
-        if precision == "bfloat16" and not native_bfloat16(u.device.type):
-            warn_emulated_bfloat16(u.device.type)
+        precision = machine.resolve_precision(self.precision, u.device.type)
+        if precision == "bfloat16" and not machine.native_bfloat16(u.device.type):
+            machine.warn_emulated_bfloat16(u.device.type)
         u = u.contiguous(memory_format=torch.channels_last)  # the convolutions' fastest layout
         if precision == "float32":
             return self._evaluate_in_chunks(u, sigma, rng).contiguous()

@@ -153,9 +153,9 @@ methods:
     assert sorted(calls) == ["ncvsd 3", "ncvsd 3"]
     # auto is keyed as what it resolves to: bfloat16 with native bf16 (the run just made: nothing
     # reruns), float32 without (kept from before; only the first image reruns, to redraw its picture)
-    from ncvsd_inverse import sampling
+    from ncvsd_inverse import machine
     for native, resolved, reruns in ((True, "bfloat16", []), (False, "float32", ["ncvsd 3"])):
-        monkeypatch.setattr(sampling, "native_bfloat16", lambda device_type="cpu", n=native: n)
+        monkeypatch.setattr(machine, "native_bfloat16", lambda device_type="cpu", n=native: n)
         calls.clear()
         run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "3")), precision="auto"), out,
                   resume=True, progress=False)

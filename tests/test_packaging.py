@@ -222,3 +222,8 @@ def test_no_tracked_file_over_20_mb_outside_the_shipped_model():
     large = [str(p.relative_to(ROOT)) for p in paths if p.is_file() and p.stat().st_size > 20 * 2**20
              and not str(p.relative_to(ROOT)).startswith("ncvsd_inverse/default_model/")]
     assert not large, f"tracked files over 20 MB: {large}"
+
+
+def test_machine_facts_import_nothing_of_the_sampler():
+    code = "import sys, ncvsd_inverse.machine; sys.exit('ncvsd_inverse.sampling' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=300).returncode == 0

@@ -171,13 +171,13 @@ def test_initial_image_choices():
 
 
 def test_emulated_bfloat16_warns(monkeypatch, tiny_models):
-    from ncvsd_inverse import load_model, sampling
+    from ncvsd_inverse import load_model, machine
 
     generator = load_model(tiny_models[1], device="cpu")
     y = torch.zeros(1, 3, 8, 8)
     for native, warns in ((False, True), (True, False)):
-        monkeypatch.setattr(sampling, "native_bfloat16", lambda device_type="cpu", n=native: n)
-        sampling.warn_emulated_bfloat16.cache_clear()
+        monkeypatch.setattr(machine, "native_bfloat16", lambda device_type="cpu", n=native: n)
+        machine.warn_emulated_bfloat16.cache_clear()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             GenerativePrior(generator, 3, precision="bfloat16")(y, torch.full((1,), 0.5))
@@ -185,21 +185,21 @@ def test_emulated_bfloat16_warns(monkeypatch, tiny_models):
 
 
 def test_auto_precision_is_bfloat16_only_where_it_is_native(monkeypatch):
-    from ncvsd_inverse import sampling
+    from ncvsd_inverse import machine, sampling
 
-    monkeypatch.setattr(sampling, "native_bfloat16", lambda device_type="cpu": device_type == "cuda")
-    assert sampling.resolve_precision("auto", "cpu") == "float32"
-    assert sampling.resolve_precision("auto", "cuda") == "bfloat16"
-    assert sampling.resolve_precision("float32", "cuda") == "float32"
-    assert sampling.resolve_precision("bfloat16", "cpu") == "bfloat16"
+    monkeypatch.setattr(machine, "native_bfloat16", lambda device_type="cpu": device_type == "cuda")
+    assert machine.resolve_precision("auto", "cpu") == "float32"
+    assert machine.resolve_precision("auto", "cuda") == "bfloat16"
+    assert machine.resolve_precision("float32", "cuda") == "float32"
+    assert machine.resolve_precision("bfloat16", "cpu") == "bfloat16"
     with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16"):
-        sampling.resolve_precision("half", "cpu")
+        machine.resolve_precision("half", "cpu")
     calls = []
     monkeypatch.setattr(torch, "autocast", lambda *args, **kwargs: calls.append(kwargs["dtype"]) or _NoContext())
     prior = sampling.DenoiserPrior(lambda u, sigma: u, 3)  # precision "auto" by default
     prior(torch.zeros(1, 3, 8, 8), torch.ones(1))
     assert calls == []  # float32 on this "CPU"
-    monkeypatch.setattr(sampling, "native_bfloat16", lambda device_type="cpu": True)
+    monkeypatch.setattr(machine, "native_bfloat16", lambda device_type="cpu": True)
     prior(torch.zeros(1, 3, 8, 8), torch.ones(1))
     assert calls == [torch.bfloat16]
 
@@ -226,7 +226,7 @@ flags\t\t: fpu sse2 avx avx2 fma
 def test_cpu_description_and_native_bfloat16_come_from_cpuinfo(monkeypatch):
     """The machine a benchmark names and the bf16 decision read the same flags: AVX2 alone is
     float32, AVX512-BF16 (or AMX-BF16) is native bfloat16."""
-    from ncvsd_inverse import machine, sampling
+    from ncvsd_inverse import machine
 
     assert machine.parse_cpu_info(CPUINFO_AVX2) == ("AMD EPYC 7B13", frozenset({"fpu", "sse2", "avx", "avx2", "fma"}))
     assert machine.parse_cpu_info("") == ("", frozenset())
@@ -235,10 +235,9 @@ def test_cpu_description_and_native_bfloat16_come_from_cpuinfo(monkeypatch):
                                     (bf16, "AMD EPYC 7B13 (avx2, avx512f, avx512_bf16)", True),
                                     ("model name : Old\nflags : sse2\n", "Old (no AVX2)", False)):
         monkeypatch.setattr(machine, "cpu_info", lambda t=text: machine.parse_cpu_info(t))
-        monkeypatch.setattr(sampling, "cpu_info", machine.cpu_info)
-        sampling.native_bfloat16.cache_clear()
+        machine.native_bfloat16.cache_clear()
         assert machine.cpu_model() == described
-        assert sampling.native_bfloat16("cpu") is native
+        assert machine.native_bfloat16("cpu") is native
         assert machine.describe_machine("cpu")["native_bfloat16"] is native
         assert machine.machine_summary("cpu").startswith(described + ", ")
-    sampling.native_bfloat16.cache_clear()
+    machine.native_bfloat16.cache_clear()

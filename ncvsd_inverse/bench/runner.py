@@ -32,9 +32,8 @@ from .. import metrics
 from ..datasets import DataSetError, verify_files
 from ..files import atomic_write_text, hold_folder
 from ..io import ImageReadError, read_centre_crops, write_image
-from ..machine import machine_summary
+from ..machine import machine_summary, resolve_precision
 from ..problem import simulate_problem
-from ..sampling import resolve_precision
 from .methods import METHODS, Method, Models, timed_run
 from .suite import Suite, SuiteError
 

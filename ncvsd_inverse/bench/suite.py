@@ -34,7 +34,7 @@ from ncvsd_inverse.tasks import TaskError, load_task
 from ..datasets import DataSetError, locate_set
 from ..files import read_yaml
 from ..io import read_name_list
-from ..sampling import PRECISIONS
+from ..machine import PRECISIONS
 from .methods import METHODS, MethodSettingsError
 
 SUITE_DIR = Path(str(resources.files("ncvsd_inverse.bench.suites")))

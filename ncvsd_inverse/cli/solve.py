@@ -16,10 +16,10 @@ from ncvsd_inverse.api import load_model, resolve_device, solve
 from ncvsd_inverse.cli.common import user_errors, version_option
 from ncvsd_inverse.files import atomic_write_text
 from ncvsd_inverse.io import ImageReadError, read_image, read_mask, write_image
+from ncvsd_inverse.machine import PRECISIONS, resolve_precision
 from ncvsd_inverse.operators import ImageTooSmallError, PhaseRetrieval
 from ncvsd_inverse.priors import load_prior
 from ncvsd_inverse.problem import pose_problem, simulate_problem
-from ncvsd_inverse.sampling import PRECISIONS, resolve_precision
 from ncvsd_inverse.tasks import available_tasks, load_task
 
 EXAMPLES = """

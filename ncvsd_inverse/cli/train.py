@@ -20,9 +20,9 @@ from ncvsd_inverse.api import resolve_device
 from ncvsd_inverse.cli.common import user_errors, version_option
 from ncvsd_inverse.files import hold_folder
 from ncvsd_inverse.io import list_images, read_name_list
+from ncvsd_inverse.machine import PRECISIONS
 from ncvsd_inverse.networks import build_teacher, count_parameters
 from ncvsd_inverse.priors import load_prior
-from ncvsd_inverse.sampling import PRECISIONS
 
 
 def _dataset(data: Path, patch: int, channels: int, exclude: Path | None, quiet: bool, env,

@@ -11,8 +11,8 @@ from torch import nn
 
 from ..edm import NOISE_INFLATION, SIGMA_MAX, SIGMA_MIN
 from ..files import read_yaml
+from ..machine import PRECISIONS
 from ..networks import UNetConfig, unet_config
-from ..sampling import PRECISIONS
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
 #: seed of the fixed validation batch (sample grids, the distillation's diagnostic)
@@ -27,7 +27,7 @@ class RecipeConfig:
     zero (0: none; :func:`~ncvsd_inverse.training.loop.learning_rate`).
     ``t ~ lognormal(p_mean, p_std)``. ``precision``: the arithmetic of the
     forward passes (``float32``, ``bfloat16`` autocast, or ``auto``: bfloat16 where it is native,
-    :func:`~ncvsd_inverse.sampling.resolve_precision`); weights, Adam state and backward passes
+    :func:`~ncvsd_inverse.machine.resolve_precision`); weights, Adam state and backward passes
     stay float32. ``compile``: the training-mode forward passes through ``torch.compile``
     (:func:`~ncvsd_inverse.networks.compile_for_training`: the same arithmetic, fewer passes over
     memory, a compile of minutes when the run starts). A checkpoint every ``checkpoint_every``

@@ -20,10 +20,9 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from .. import checkpoints
+from .. import checkpoints, machine
 from ..machine import describe_machine
 from ..networks import compile_for_training
-from ..sampling import native_bfloat16, resolve_precision, warn_emulated_bfloat16
 from .config import RecipeConfig
 from .data import step_generator
 
@@ -296,17 +295,17 @@ def train_loop(run: Run, steps: int, step_fn: Callable[[Run, torch.Generator], d
     """Run ``step_fn`` until ``run.step == steps``: JSONL stats, checkpoints, progress bar.
 
     ``step_fn(run, rng)`` does one training step and returns losses; it runs under bfloat16
-    autocast when ``precision`` resolves to bfloat16 (:func:`~ncvsd_inverse.sampling.resolve_precision`;
+    autocast when ``precision`` resolves to bfloat16 (:func:`~ncvsd_inverse.machine.resolve_precision`;
     :meth:`Run.optimize` runs the backward pass and the optimiser outside it). ``on_log`` may add
     validation numbers to a log record (float32). Ctrl-C or SIGTERM checkpoints after the current
     step and raises ``KeyboardInterrupt``. A record's ``s_per_step`` and ``images_per_s`` time the
     steps alone (not validation, checkpoints or logging); ``sessions.jsonl`` holds the wall times.
     """
     device_type = run.env.device.type
-    resolved = resolve_precision(precision, device_type)
+    resolved = machine.resolve_precision(precision, device_type)
     autocast = resolved == "bfloat16"
-    if autocast and not native_bfloat16(device_type):
-        warn_emulated_bfloat16(device_type)
+    if autocast and not machine.native_bfloat16(device_type):
+        machine.warn_emulated_bfloat16(device_type)
     stats_path = run.out_dir / "stats.jsonl"
     bar = tqdm(total=steps, initial=run.step, disable=quiet or not run.env.is_main, unit="step",
                dynamic_ncols=True)
