@@ -10,9 +10,10 @@ are the exact published files.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from pathlib import Path
+
+from .files import sha256_of
 
 DATA_ENV = "NCVSD_DATA"
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
@@ -85,14 +86,6 @@ def locate_set(name: str, folder: str | Path | None = None) -> Path:
     return candidate
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_files(name: str, folder: Path, file_names: list[str]) -> None:
     """Check that each of ``file_names`` in ``folder`` is byte for byte the published file of set
     ``name``; :class:`DataSetError` names the first that is not (or is not in the set at all)."""
@@ -102,7 +95,7 @@ def verify_files(name: str, folder: Path, file_names: list[str]) -> None:
         if file_name not in manifest:
             raise DataSetError(f"data set {name!r}: {folder / file_name} is not one of its files: "
                                + _how_to_get(data_set))
-        if file_sha256(folder / file_name) != manifest[file_name]:
+        if sha256_of(Path(folder) / file_name) != manifest[file_name]:
             raise DataSetError(f"data set {name!r}: {folder / file_name} differs from the published file "
                                f"(sha256): {_how_to_get(data_set)}")
 

