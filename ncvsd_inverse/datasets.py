@@ -18,6 +18,7 @@ from .files import sha256_of
 DATA_ENV = "NCVSD_DATA"
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 MANIFEST_DIR = PACKAGE_DATA / "manifests"
+EXAMPLES_DIR = PACKAGE_DATA / "examples"
 
 
 class DataSetError(ValueError):
@@ -54,6 +55,17 @@ DATA_SETS = {data_set.name: data_set for data_set in (
     DataSet("celebahq", "github.com/wyhuai/DDNM, commit 00b58eac, exp/datasets/celeba_hq/face/ (8 PNG)"),
     DataSet("smoke", "this package (64x64 centre crops of 3 CBSD68 images)", packaged=True),
 )}
+
+
+def example_image(name: str = "tiger.png") -> Path:
+    """The path of an example image shipped in the package: ``tiger.png`` (256x256, the centre
+    crop of CBSD68 ``108005``), ``tiger_sr4x.png`` (its ``sr4x`` measurement, 64x64),
+    ``tiger_box_inpainting.png`` and its ``tiger_box_inpainting_mask.png`` (white = known)."""
+    path = EXAMPLES_DIR / name
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.name for p in EXAMPLES_DIR.glob("*.png")))
+        raise FileNotFoundError(f"no example image {name!r} in the package (shipped: {shipped})")
+    return path
 
 
 def known_set(name: str) -> DataSet:

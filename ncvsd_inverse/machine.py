@@ -56,8 +56,7 @@ def native_bfloat16(device_type: str = "cpu") -> bool:
 
     CUDA: ``torch.cuda.is_bf16_supported()``. CPU: the AVX512-BF16 or AMX-BF16 instructions
     (read from ``/proc/cpuinfo``; oneDNN uses them for bf16 convolutions). Without them torch
-    emulates bf16 on a CPU: measured 85x slower than float32 for a 256x256 network call on an
-    AVX2-only 2-core CPU, where an AVX512-BF16 CPU of the same class ran it 1.8x faster.
+    emulates bf16 on a CPU, many times slower than float32 (the manual's Speed page).
     """
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -68,9 +67,8 @@ def native_bfloat16(device_type: str = "cpu") -> bool:
 
 def resolve_precision(precision: str, device_type: str = "cpu") -> str:
     """``"float32"`` or ``"bfloat16"``: ``precision`` itself, or for ``"auto"`` bfloat16 where it
-    is native on ``device_type`` and float32 elsewhere. On 16 CBSD68 crops (256x256) the shipped
-    presets gave the same PSNR in both, to 0.01 dB per task and method (bfloat16 on an
-    AVX512-BF16 CPU, float32 on an AVX2 one)."""
+    is native on ``device_type`` and float32 elsewhere (both give the same quality: the manual's
+    Solving page)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":

@@ -40,16 +40,15 @@ class GenerativePrior:
     bf16 is many times slower.
     ``max_batch``: the most images per network call (runs are split into calls of that size;
     None: all at once, the default on GPUs). On a CPU one image per call is fastest, because
-    the activations of a batch overflow the caches (at 256x256 on a quiet 2-core AVX2 CPU: 0.91
-    against 1.45 s per image for the generator, 0.65 against 1.15 for the teacher), so
-    that is the default there. The noise of all images is drawn before the split, so the result
-    does not depend on ``max_batch``. The network sees its input in ``channels_last`` layout
-    (generator at 256x256 on the same CPU: 0.74 against 0.90 s per call). ``tile``: images larger
+    the activations of a batch overflow the caches, so that is the default there. The noise of
+    all images is drawn before the split, so the result does not depend on ``max_batch``. The
+    network sees its input in ``channels_last`` layout, faster on CPUs (the manual's Speed page
+    has the measurements). ``tile``: images larger
     than ``tile`` pixels on a side are evaluated in overlapping tiles of that size, so memory is
     bounded by the tile (:mod:`~ncvsd_inverse.tiling`); ``tile_margin``: how far from a tile's
     inner edges its output is discarded. The model's full receptive radius makes the tiled result
-    equal the untiled one up to float rounding (the shipped models: 109 pixels, max difference
-    1.5e-7); None takes half of it, measured 6e-6 at 48 pixels for less overlap.
+    equal the untiled one up to float rounding; None takes half of it, for less overlap at a
+    difference of the order of 1e-6 (``tests/test_tiling.py``).
     """
 
     def __init__(self, model: Callable, channels: int | None = None, precision: str = "auto",

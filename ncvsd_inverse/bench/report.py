@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics
+from ..figures import write_panel
 from ..files import atomic_write, atomic_write_text
 from ..io import read_image
 from ..machine import machine_summary
@@ -153,23 +154,9 @@ def common_records(suite: Suite, cells: list[dict], records: list[dict]) -> list
 
 def write_grid(task: str, labels: list[str], folder: Path, path: Path) -> None:
     """Clean image, measurement and each method's first sample side by side, labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     columns = [("ground truth", folder / "clean.png"), ("measurement", folder / "measurement.png")]
     columns += [(label, folder / f"{label}.png") for label in labels if (folder / f"{label}.png").exists()]
-    figure, axes = plt.subplots(1, len(columns), figsize=(2.2 * len(columns), 2.6), squeeze=False)
-    for axis, (label, image_path) in zip(axes[0], columns):
-        image = (read_image(image_path)[0].permute(1, 2, 0).numpy() + 1) / 2
-        axis.imshow(image.clip(0, 1), cmap="gray" if image.shape[-1] == 1 else None, interpolation="nearest")
-        axis.set_title(label, fontsize=8)
-        axis.axis("off")
-    figure.suptitle(task, fontsize=10)
-    figure.tight_layout()
-    atomic_write(path, lambda temp: figure.savefig(temp, format="png", dpi=120))
-    plt.close(figure)
+    write_panel([(label, read_image(image_path)) for label, image_path in columns], path, title=task)
 
 
 def write_quality_plot(records: list[dict], path: Path) -> None:

@@ -14,6 +14,7 @@ from ncvsd_inverse import metrics
 from ncvsd_inverse.allocator import retain_freed_memory
 from ncvsd_inverse.api import load_model, resolve_device, solve
 from ncvsd_inverse.cli.common import user_errors, version_option
+from ncvsd_inverse.figures import std_map
 from ncvsd_inverse.files import atomic_write_text
 from ncvsd_inverse.io import ImageReadError, read_image, read_mask, write_image
 from ncvsd_inverse.machine import PRECISIONS, resolve_precision
@@ -74,16 +75,6 @@ def _check_writable(path: Path, what: str) -> None:
         raise OSError(f"cannot write the {what} {path}: folder {folder} does not exist or is not writable")
     if path.is_dir():
         raise OSError(f"cannot write the {what} {path}: it is a folder")
-
-
-def _std_map(std: torch.Tensor) -> torch.Tensor:
-    """Per-pixel std ``(C, H, W)`` as a colour-mapped ``(1, 3, H, W)`` image in [-1, 1] (magma)."""
-    from matplotlib import colormaps
-
-    level = std.mean(dim=0)
-    scaled = (level / level.max().clamp_min(1e-8)).cpu().numpy()
-    rgb = torch.from_numpy(colormaps["magma"](scaled)[..., :3]).float().permute(2, 0, 1)
-    return rgb[None] * 2 - 1
 
 
 def _write_json(data: dict, path: Path) -> None:
@@ -193,7 +184,7 @@ def main(image, task, preset, output, mask, kernel, simulate, report, runs, save
             for index, sample in enumerate(result.samples[:, :1].cpu()):
                 write_image(sample.clamp(-1, 1), save_samples / f"{output.stem}_sample{index:02d}.png")
         if save_std is not None:
-            write_image(_std_map(result.std[0]), save_std)
+            write_image(std_map(result.std[0]), save_std)
 
         arithmetic = resolve_precision(precision, resolve_device(device).type)
         summary = {"task": spec.name, "input": str(image), "output": str(output), "prior": prior,
