@@ -227,3 +227,12 @@ def test_no_tracked_file_over_20_mb_outside_the_shipped_model():
 def test_machine_facts_import_nothing_of_the_sampler():
     code = "import sys, ncvsd_inverse.machine; sys.exit('ncvsd_inverse.sampling' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=300).returncode == 0
+
+
+def test_the_packaged_example_images_are_found_by_name_and_a_wrong_name_lists_them():
+    from ncvsd_inverse.datasets import example_image
+    from ncvsd_inverse.io import read_image
+
+    assert read_image(example_image("tiger_sr4x.png")).shape == (1, 3, 64, 64)
+    with pytest.raises(FileNotFoundError, match="tiger.png"):
+        example_image("lion.png")
