@@ -26,9 +26,9 @@ def markdown_docstring(text: str, parameters: set[str]) -> str:
     lines, in_item = [], False
     for line in ROLE.sub(role_to_code, text).splitlines():
         key = KEY_LINE.match(line)
-        names = {n.strip() for n in key.group(2).split("/")} if key else set()
-        if key and (names <= parameters or names == {"Returns"}):
-            label = " / ".join(f"`{n}`" for n in sorted(names, key=key.group(2).index))
+        names = [n.strip() for n in key.group(2).split("/")] if key else []
+        if key and (set(names) <= parameters or names == ["Returns"]):
+            label = " / ".join(f"`{n}`" for n in names)
             lines.append(f"- {label}:{line[key.end() - 1:]}")
             in_item = True
         elif in_item and line.startswith(" "):
