@@ -140,6 +140,29 @@ class DenoiserPrior(GenerativePrior):
         return self.model(u, sigma)
 
 
+class SwitchedPrior:
+    """A hybrid chain's prior step (issue 42): ``above(u, sigma)`` while ``sigma >= switch_sigma``,
+    ``below(u, sigma)`` under it; e.g. the generator's samples at high noise and the teacher's
+    MMSE estimates at low noise, or the reverse. Counts calls and time like its parts."""
+
+    def __init__(self, above: Callable, below: Callable, switch_sigma: float):
+        if switch_sigma <= 0:
+            raise ValueError(f"switch_sigma must be > 0, got {switch_sigma}")
+        self.above, self.below, self.switch_sigma = above, below, float(switch_sigma)
+
+    @property
+    def calls(self) -> int:
+        return getattr(self.above, "calls", 0) + getattr(self.below, "calls", 0)
+
+    @property
+    def seconds(self) -> float:
+        return getattr(self.above, "seconds", 0.0) + getattr(self.below, "seconds", 0.0)
+
+    def __call__(self, u: Tensor, sigma: Tensor, rng: torch.Generator | None = None) -> Tensor:
+        step = self.above if float(sigma.reshape(-1)[0]) >= self.switch_sigma else self.below
+        return step(u, sigma, rng)
+
+
 @dataclasses.dataclass
 class PosteriorResult:
     """What :func:`posterior_sample` returns. Images ``(runs, N, C, H, W)`` / ``(N, C, H, W)``."""

@@ -11,6 +11,7 @@ from ncvsd_inverse.operators import Inpainting, SuperResolution, random_mask
 from ncvsd_inverse.sampling import (
     DenoiserPrior,
     GenerativePrior,
+    SwitchedPrior,
     ancestral_posterior_sample,
     generate,
     pnp_sigmas,
@@ -137,6 +138,30 @@ def test_teacher_ablation_and_generation():
     one_step, three_steps = CountingGenerator(), CountingGenerator()
     assert generate(one_step, (2, 3, 8, 8)).shape == (2, 3, 8, 8) and one_step.calls == 1
     assert torch.all(generate(three_steps, (1, 3, 4, 4), ts=[80, 10, 1]) == 3)  # the last of 3 evaluations
+
+
+def test_switched_prior_hands_over_at_its_level():
+    """The hybrid chain: the upper prior step at levels >= the switch, the lower one below it."""
+    prior = GaussianPrior((1, 4, 4))
+    op = Inpainting(random_mask(4, 4, 0.5))
+    y = op.forward(prior.sample(1))
+    seen = {"above": [], "below": []}
+
+    def recording(name):
+        def step(u, sigma, rng=None):
+            seen[name].append(float(sigma[0]))
+            return torch.zeros_like(u)
+        return step
+
+    sigmas = pnp_sigmas(6, 80.0, 0.002, 2.0)
+    switch = float(sigmas[3])
+    result = posterior_sample(SwitchedPrior(recording("above"), recording("below"), switch), op, y, sigmas, 0.05)
+    assert seen["above"] == pytest.approx(sigmas[:4].tolist()) and seen["below"] == pytest.approx(sigmas[4:6].tolist())
+    assert result.nfe == 6
+    hybrid = SwitchedPrior(DenoiserPrior(prior), GenerativePrior(GaussianPosteriorSampler(prior)), 1.0)
+    assert posterior_sample(hybrid, op, y, sigmas, 0.05).network_calls == 6 == hybrid.calls
+    with pytest.raises(ValueError, match="switch_sigma"):
+        SwitchedPrior(DenoiserPrior(prior), DenoiserPrior(prior), 0.0)
 
 
 def test_bfloat16_network_stays_close_to_float32_and_returns_float32(tiny_models):

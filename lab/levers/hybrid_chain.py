@@ -1,0 +1,88 @@
+"""Issue 42 lever: the hybrid chain, generator above a switch level and teacher below, or the reverse.
+
+    OMP_NUM_THREADS=1 python lab/levers/hybrid_chain.py --task sr4x --switch 0.05 0.2 1.0 \
+        --order generator_first teacher_first --json lab/results/tune_round12/hybrid_sr4x.json
+
+Validation split only (first ``--first`` crops of ``--crop`` pixels, seed = image index, as
+benchmarks/tune_solver.py). The task's preset settings run unchanged; only the prior step of each
+level changes (:class:`ncvsd_inverse.sampling.SwitchedPrior`). Prints mean-of-runs / one-sample
+PSNR and LPIPS per configuration, and the pure generator and pure teacher chains as references.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ncvsd_inverse import load_model, metrics
+from ncvsd_inverse.io import read_centre_crops, read_name_list
+from ncvsd_inverse.problem import pose_problem
+from ncvsd_inverse.sampling import DenoiserPrior, GenerativePrior, SwitchedPrior, pnp_sigmas, posterior_sample
+from ncvsd_inverse.tasks import load_task
+
+
+def run_chain(step, problem, runs: int, seed: int):
+    settings = problem.settings
+    sigmas = pnp_sigmas(settings["steps"], settings["sigma_max"], settings["sigma_min"], settings["rho"])
+    return posterior_sample(step, problem.operator, problem.measurement, sigmas, settings["likelihood_scale"],
+                            runs=runs, x_init=problem.initial_image(), ema_sigma=settings["ema_sigma"],
+                            ema_decay=settings["ema_decay"], rng=torch.Generator().manual_seed(seed))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--switch", type=float, nargs="+", required=True, help="switch levels (EDM sigma)")
+    parser.add_argument("--order", nargs="+", choices=["generator_first", "teacher_first"], default=["generator_first"])
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--likelihood-scale", type=float, default=None)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/cbsd432"))
+    parser.add_argument("--list", type=Path, default=Path("benchmarks/splits/cbsd432_val32.txt"))
+    parser.add_argument("--first", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--references", action="store_true", help="also run the pure generator and teacher chains")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    task = load_task(args.task)
+    crops = read_centre_crops(args.data, read_name_list(args.list), args.first, args.crop)
+    generator = GenerativePrior(load_model(None, "generator"), 3, "float32")
+    teacher = DenoiserPrior(load_model(None, "teacher"), 3, "float32")
+    configs = [(order, switch) for order in args.order for switch in args.switch]
+    if args.references:
+        configs = [("generator", None), ("teacher", None)] + configs
+    rows = []
+    for order, switch in configs:
+        if switch is None:
+            step = generator if order == "generator" else teacher
+        elif order == "generator_first":
+            step = SwitchedPrior(generator, teacher, switch)
+        else:
+            step = SwitchedPrior(teacher, generator, switch)
+        scores = {"one": [], "mean": []}
+        for index, (_, clean) in enumerate(crops):
+            operator = task.build_operator(clean.shape)
+            y = operator.measure(clean, task.sigma_y, torch.Generator().manual_seed(index))
+            problem = pose_problem(y, task, runs=args.runs, steps=args.steps,
+                                   likelihood_scale=args.likelihood_scale)
+            result = run_chain(step, problem, args.runs, index)
+            scores["one"].append(metrics.image_scores(result.samples[0], clean))
+            scores["mean"].append(metrics.image_scores(result.mean, clean))
+        row = {"order": order, "switch": switch}
+        for which, values in scores.items():
+            for key in ("psnr", "lpips"):
+                row[f"{key}_{which}"] = float(np.mean([v[key] for v in values]))
+        rows.append(row)
+        print(f"{order:16s} switch={switch!s:6s} mean-of-{args.runs} / one: PSNR {row['psnr_mean']:.2f} / "
+              f"{row['psnr_one']:.2f} LPIPS {row['lpips_mean']:.3f} / {row['lpips_one']:.3f}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"task": args.task, "steps": args.steps, "crop": args.crop, "runs": args.runs,
+                                         "images": [n for n, _ in crops], "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
