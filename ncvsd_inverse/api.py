@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -75,7 +76,7 @@ def model_channels(model) -> int | None:
 
 
 def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=None, runs: int = 1,
-          steps: int | None = None, seed: int = 0, device=None, prior: str = "ncvsd", mask=None, kernel=None,
+          steps: int | None = None, seed: int = 0, device=None, prior: str | Callable = "ncvsd", mask=None, kernel=None,
           physics=None, progress: bool = False, callback=None, precision: str = "auto",
           tile: int | str | None = "auto", teacher=None, **overrides) -> PosteriorResult:
     """Recover clean images from ``measurement`` with PnP-GD (DESIGN 3.6).
@@ -88,7 +89,11 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
     model: None (shipped default), a path, or a loaded GenerativeDenoiser (Denoiser with
       ``prior="teacher"``).
     runs: independent posterior samples per image; ``steps``: prior steps (= NFE); ``seed``.
-    prior: ``"ncvsd"`` (generative denoiser) or ``"teacher"`` (the PnP chain on a denoiser ``D(x, sigma)``).
+    prior: ``"ncvsd"`` (generative denoiser), ``"teacher"`` (the PnP chain on a denoiser ``D(x, sigma)``),
+      or a prior step ``step(u, sigma, rng) -> x`` (``u``: ``(chains, C, H, W)``, ``sigma``: ``(chains,)``),
+      such as a :class:`~ncvsd_inverse.sampling.SwitchedPrior` (a hybrid chain) or a
+      :class:`~ncvsd_inverse.sampling.GenerativePrior` built by hand. A step carries its own model,
+      precision and tiles, so ``model``, ``teacher`` and ``tile`` are not taken with it.
     teacher: with ``prior="teacher"``, the prior model: anything :func:`~ncvsd_inverse.priors.load_prior`
       takes (an ``ncvsd-train`` checkpoint, ``"diffusers:PATH"``, ``"deepinv:NAME:WEIGHTS"``, a deepinv
       denoiser, a callable); None: ``model``, or the shipped teacher.
@@ -115,8 +120,7 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
         return solve_deepinv(measurement, physics, task, model=model, runs=runs, steps=steps, seed=seed,
                              device=device, prior=prior, progress=progress, callback=callback,
                              precision=precision, teacher=teacher, **overrides)
-    if prior not in ("ncvsd", "teacher"):
-        raise ValueError(f"prior must be 'ncvsd' or 'teacher', got {prior!r}")
+    check_prior(prior, model, teacher, tile)
     if teacher is not None and prior != "teacher":
         raise ValueError("teacher= is the prior of prior='teacher'; for NCVSD pass the generator distilled from it "
                          "as model=")
@@ -128,19 +132,13 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
     else:
         problem = pose_problem(measurement, task, mask=mask, kernel=kernel, runs=runs, steps=steps, **overrides)
     device = resolve_device(device)
-    if prior == "teacher" and (teacher is not None or not isinstance(model, torch.nn.Module)):
-        model = load_prior(teacher if teacher is not None else model, device)
-    elif model is None or isinstance(model, (str, Path)):
-        model = load_model(model, "generator", device)
     chains = runs * problem.settings["restarts"]
-    images_per_call = 1 if device.type == "cpu" else None
-    arithmetic = resolve_precision(precision, device.type)
-    network = NetworkSize.of(model, arithmetic)
-    tile = choose_tile(tile, problem.clean_shape, chains, network, images_per_call, device)
-    check_memory(problem.clean_shape, chains, network, images_per_call, device, tile)
+    step = prior if callable(prior) else built_prior_step(prior, model, teacher, problem.clean_shape, chains, device,
+                                                          precision, tile)
+    if callable(prior):  # its network's size is unknown: the images' own memory only
+        check_memory(problem.clean_shape, chains, None, None, device)
     problem = problem.to(device)
     settings = problem.settings
-    step = (GenerativePrior if prior == "ncvsd" else DenoiserPrior)(model, model_channels(model), precision, tile=tile)
     rng = torch.Generator(device=device).manual_seed(seed)
     sigmas = pnp_sigmas(settings["steps"], settings["sigma_max"], settings["sigma_min"], settings["rho"], device)
     result = posterior_sample(step, problem.operator, problem.measurement, sigmas, settings["likelihood_scale"],
@@ -174,6 +172,36 @@ def choose_tile(tile: int | str | None, clean_shape: tuple[int, ...], chains: in
         if needed <= AUTO_MEMORY_SHARE * available:
             return candidate
     return AUTO_TILES[-1]
+
+
+def check_prior(prior, model, teacher, tile) -> None:
+    """Refuse a ``prior`` that is neither ``"ncvsd"``, ``"teacher"`` nor a callable prior step, and
+    the arguments that a prior step carries itself."""
+    if callable(prior):
+        given = [name for name, value in (("model", model), ("teacher", teacher)) if value is not None]
+        if tile not in ("auto", None):
+            given.append("tile")
+        if given:
+            raise ValueError(f"a prior step carries its own model, precision and tiles; do not pass {given[0]}= "
+                             "with it (build the step with them instead, e.g. GenerativePrior(model, tile=256))")
+    elif prior not in ("ncvsd", "teacher"):
+        raise ValueError(f"prior must be 'ncvsd', 'teacher' or a prior step step(u, sigma, rng), got {prior!r}")
+
+
+def built_prior_step(prior: str, model, teacher, clean_shape: tuple[int, ...], chains: int, device: torch.device,
+                     precision: str, tile) -> GenerativePrior:
+    """The prior step of ``prior="ncvsd"`` (the generator's sample) or ``"teacher"`` (the denoiser's
+    estimate), its model loaded, its tiles chosen (:func:`choose_tile`) and the solve's memory
+    checked (:func:`~ncvsd_inverse.memory.check_memory`)."""
+    if prior == "teacher" and (teacher is not None or not isinstance(model, torch.nn.Module)):
+        model = load_prior(teacher if teacher is not None else model, device)
+    elif model is None or isinstance(model, (str, Path)):
+        model = load_model(model, "generator", device)
+    images_per_call = 1 if device.type == "cpu" else None
+    network = NetworkSize.of(model, resolve_precision(precision, device.type))
+    tile = choose_tile(tile, clean_shape, chains, network, images_per_call, device)
+    check_memory(clean_shape, chains, network, images_per_call, device, tile)
+    return (GenerativePrior if prior == "ncvsd" else DenoiserPrior)(model, model_channels(model), precision, tile=tile)
 
 
 def solve_deepinv(measurement: torch.Tensor, physics, task: Task | str = "denoise", **kwargs) -> PosteriorResult:

@@ -164,6 +164,27 @@ def test_switched_prior_hands_over_at_its_level():
         SwitchedPrior(DenoiserPrior(prior), DenoiserPrior(prior), 0.0)
 
 
+def test_solve_takes_a_prior_step(tiny_models):
+    """``solve(prior=step)``: a step built by hand runs the same chain as the named prior, a
+    hybrid's counts add up, and what a step carries itself (model, teacher, tiles) is refused."""
+    from ncvsd_inverse import load_model, solve
+
+    generator, teacher = load_model(tiny_models[1], device="cpu"), load_model(tiny_models[0], "teacher", device="cpu")
+    y = torch.rand(1, 3, 8, 8) * 2 - 1
+    named = solve(y, "sr4x", model=generator, steps=4, runs=2, seed=3, device="cpu", precision="float32")
+    by_hand = solve(y, "sr4x", prior=GenerativePrior(generator, 3, "float32"), steps=4, runs=2, seed=3, device="cpu")
+    assert torch.equal(named.samples, by_hand.samples) and by_hand.nfe == 4
+    hybrid = SwitchedPrior(DenoiserPrior(teacher, 3, "float32"), GenerativePrior(generator, 3, "float32"), 1.0)
+    result = solve(y, "sr4x", prior=hybrid, steps=6, device="cpu")
+    assert result.network_calls == 6 == hybrid.calls and 0 < hybrid.below.calls < 6
+    for given, match in (({"model": generator}, "do not pass model="), ({"teacher": teacher}, "do not pass teacher="),
+                         ({"tile": 64}, "do not pass tile=")):
+        with pytest.raises(ValueError, match=match):
+            solve(y, "sr4x", prior=hybrid, steps=2, device="cpu", **given)
+    with pytest.raises(ValueError, match="prior must be 'ncvsd', 'teacher' or a prior step"):
+        solve(y, "sr4x", prior="diffusion", steps=2, device="cpu")
+
+
 def test_bfloat16_network_stays_close_to_float32_and_returns_float32(tiny_models):
     from ncvsd_inverse import load_model, solve
 

@@ -18,19 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ncvsd_inverse import load_model, metrics
+from ncvsd_inverse import load_model, metrics, solve
 from ncvsd_inverse.io import read_centre_crops, read_name_list
 from ncvsd_inverse.problem import pose_problem
-from ncvsd_inverse.sampling import DenoiserPrior, GenerativePrior, SwitchedPrior, pnp_sigmas, posterior_sample
+from ncvsd_inverse.sampling import DenoiserPrior, GenerativePrior, SwitchedPrior
 from ncvsd_inverse.tasks import load_task
-
-
-def run_chain(step, problem, runs: int, seed: int):
-    settings = problem.settings
-    sigmas = pnp_sigmas(settings["steps"], settings["sigma_max"], settings["sigma_min"], settings["rho"])
-    return posterior_sample(step, problem.operator, problem.measurement, sigmas, settings["likelihood_scale"],
-                            runs=runs, x_init=problem.initial_image(), ema_sigma=settings["ema_sigma"],
-                            ema_decay=settings["ema_decay"], rng=torch.Generator().manual_seed(seed))
 
 
 def main() -> None:
@@ -69,7 +61,7 @@ def main() -> None:
             y = operator.measure(clean, task.sigma_y, torch.Generator().manual_seed(index))
             problem = pose_problem(y, task, runs=args.runs, steps=args.steps,
                                    likelihood_scale=args.likelihood_scale)
-            result = run_chain(step, problem, args.runs, index)
+            result = solve(problem, prior=step, runs=args.runs, seed=index)
             scores["one"].append(metrics.image_scores(result.samples[0], clean))
             scores["mean"].append(metrics.image_scores(result.mean, clean))
         row = {"order": order, "switch": switch}
