@@ -16,9 +16,9 @@ def test_all_presets_load_and_build(tmp_path):
         task = load_task(name)
         assert task.name == name and task.sigma_y == 0.05
         assert 1 <= task.sampler["steps"] <= 50 and task.sampler["rho"] in (2.0, 4.0, 7.0)
-        if task.sampler["init"] == "zero":  # chains from noise: 20 steps from 80 (tuning rounds 10 and 12)
-            rho = 7.0 if name == "motion_deblur" else 4.0
-            assert (task.sampler["steps"], task.sampler["rho"], task.sampler["sigma_max"]) == (20, rho, 80.0), name
+        if task.sampler["init"] == "zero":  # chains from noise: 20 steps (tuning rounds 10, 12 and 13)
+            expected = (20, 7.0, 10.0) if name == "motion_deblur" else (20, 4.0, 80.0)
+            assert (task.sampler["steps"], task.sampler["rho"], task.sampler["sigma_max"]) == expected, name
         for shape in [(1, 3, 256, 256), (2, 1, 37, 53)]:
             op = task.build_operator(shape)
             y = op.forward(__import__("torch").zeros(shape))

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-import numpy as np
-import torch
+from validation import add_split_arguments, measured_crops, row_text, scored
 
-from ncvsd_inverse import load_model, metrics, solve
-from ncvsd_inverse.io import read_centre_crops, read_name_list
+from ncvsd_inverse import load_model, solve
 from ncvsd_inverse.problem import pose_problem
 from ncvsd_inverse.sampling import DenoiserPrior, GenerativePrior, SwitchedPrior
 from ncvsd_inverse.tasks import load_task
@@ -32,16 +29,11 @@ def main() -> None:
     parser.add_argument("--order", nargs="+", choices=["generator_first", "teacher_first"], default=["generator_first"])
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--likelihood-scale", type=float, default=None)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/cbsd432"))
-    parser.add_argument("--list", type=Path, default=Path("benchmarks/splits/cbsd432_val32.txt"))
-    parser.add_argument("--first", type=int, default=8)
-    parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--references", action="store_true", help="also run the pure generator and teacher chains")
-    parser.add_argument("--json", type=Path, default=None)
+    add_split_arguments(parser)
     args = parser.parse_args()
     task = load_task(args.task)
-    crops = read_centre_crops(args.data, read_name_list(args.list), args.first, args.crop)
+    measured = measured_crops(task, args)
     generator = GenerativePrior(load_model(None, "generator"), 3, "float32")
     teacher = DenoiserPrior(load_model(None, "teacher"), 3, "float32")
     configs = [(order, switch) for order in args.order for switch in args.switch]
@@ -55,25 +47,17 @@ def main() -> None:
             step = SwitchedPrior(generator, teacher, switch)
         else:
             step = SwitchedPrior(teacher, generator, switch)
-        scores = {"one": [], "mean": []}
-        for index, (_, clean) in enumerate(crops):
-            operator = task.build_operator(clean.shape)
-            y = operator.measure(clean, task.sigma_y, torch.Generator().manual_seed(index))
-            problem = pose_problem(y, task, runs=args.runs, steps=args.steps,
-                                   likelihood_scale=args.likelihood_scale)
-            result = solve(problem, prior=step, runs=args.runs, seed=index)
-            scores["one"].append(metrics.image_scores(result.samples[0], clean))
-            scores["mean"].append(metrics.image_scores(result.mean, clean))
-        row = {"order": order, "switch": switch}
-        for which, values in scores.items():
-            for key in ("psnr", "lpips"):
-                row[f"{key}_{which}"] = float(np.mean([v[key] for v in values]))
+
+        def solve_crop(index, y):
+            problem = pose_problem(y, task, runs=args.runs, steps=args.steps, likelihood_scale=args.likelihood_scale)
+            return solve(problem, prior=step, runs=args.runs, seed=index)
+
+        row = {"order": order, "switch": switch, **scored(solve_crop, measured)}
         rows.append(row)
-        print(f"{order:16s} switch={switch!s:6s} mean-of-{args.runs} / one: PSNR {row['psnr_mean']:.2f} / "
-              f"{row['psnr_one']:.2f} LPIPS {row['lpips_mean']:.3f} / {row['lpips_one']:.3f}", flush=True)
+        print(f"{order:16s} switch={switch!s:6s} {row_text(row, args.runs)}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"task": args.task, "steps": args.steps, "crop": args.crop, "runs": args.runs,
-                                         "images": [n for n, _ in crops], "rows": rows}, indent=2))
+                                         "images": [n for n, _, _ in measured], "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
