@@ -133,10 +133,11 @@ def solve(measurement: torch.Tensor | Problem, task: Task | str = "sr4x", model=
         problem = pose_problem(measurement, task, mask=mask, kernel=kernel, runs=runs, steps=steps, **overrides)
     device = resolve_device(device)
     chains = runs * problem.settings["restarts"]
-    step = prior if callable(prior) else built_prior_step(prior, model, teacher, problem.clean_shape, chains, device,
-                                                          precision, tile)
-    if callable(prior):  # its network's size is unknown: the images' own memory only
-        check_memory(problem.clean_shape, chains, None, None, device)
+    if callable(prior):
+        step = prior
+        check_memory(problem.clean_shape, chains, None, None, device)  # its network's size is unknown
+    else:
+        step = built_prior_step(prior, model, teacher, problem.clean_shape, chains, device, precision, tile)
     problem = problem.to(device)
     settings = problem.settings
     rng = torch.Generator(device=device).manual_seed(seed)
