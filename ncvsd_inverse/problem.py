@@ -57,15 +57,21 @@ class Problem:
 
 
 def with_sampler_settings(task: Task | str, steps: int | None = None, **overrides) -> Task:
-    """``task`` with sampler settings replaced (None values ignored), validated like a preset."""
+    """``task`` with sampler settings replaced (None values ignored), validated like a preset.
+
+    ``steps`` takes the preset's schedule for that count where it has one
+    (:meth:`~ncvsd_inverse.tasks.Task.sampler_for`), then ``overrides`` apply. A task whose
+    settings changed keeps no schedules: they were the preset's, not these settings'.
+    """
     task = load_task(task)
     unknown = sorted(set(overrides) - set(SAMPLER_FIELDS))
     if unknown:
         raise ValueError(f"unknown sampler setting {unknown[0]!r}; known: {', '.join(sorted(SAMPLER_FIELDS))}")
-    settings = {**task.sampler, **{k: v for k, v in overrides.items() if v is not None}}
-    if steps is not None:
-        settings["steps"] = steps
-    return task_from_dict({**task.to_dict(), "sampler": settings}, task.source)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given and steps in (None, task.sampler["steps"]):
+        return task_from_dict(task.to_dict(), task.source)
+    settings = {**(task.sampler if steps is None else task.sampler_for(steps)), **given}
+    return task_from_dict({**task.to_dict(), "sampler": settings, "schedules": {}}, task.source)
 
 
 def check_size(clean_shape: tuple[int, ...], chains: int = 1) -> None:

@@ -3,6 +3,10 @@
 ``load_task("sr4x")`` reads ``tasks/sr4x.yaml`` shipped with the package; ``load_task(path)``
 reads a user's copy. Unknown keys and out-of-range values raise :class:`TaskError` naming the
 key and the file.
+
+A preset's ``sampler`` holds the settings for its own number of steps; ``schedules`` may hold
+other step counts' settings (those that differ), e.g. ``schedules: {50: {rho: 2.0}}``: asking
+for 50 steps then runs rho 2 (:meth:`Task.sampler_for`).
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ SAMPLER_FIELDS: dict[str, Field] = {
     "restarts": _int_at_least(1, 1),
 }
 
-TOP_FIELDS = {"name", "description", "sigma_y", "operator", "sampler"}
+TOP_FIELDS = {"name", "description", "sigma_y", "operator", "sampler", "schedules"}
 
 
 def _validate(values: dict, fields: dict[str, Field], where: str, source: str) -> dict:
@@ -128,6 +132,8 @@ class Task:
     operator: dict
     sampler: dict
     source: str = "<dict>"
+    #: other step counts' sampler settings, ``{steps: {key: value}}`` (only the keys that differ)
+    schedules: dict = dataclasses.field(default_factory=dict)
 
     @property
     def operator_type(self) -> str:
@@ -176,9 +182,18 @@ class Task:
             return PhaseRetrieval(settings["oversampling"]).clean_shape(measurement_shape)
         return tuple(measurement_shape)
 
+    def sampler_for(self, steps: int) -> dict:
+        """The sampler settings for ``steps`` prior steps (= NFE): the preset's with the step count
+        replaced, and its schedule for that count where it has one (issue 42: a chain of 50 steps
+        wants another spacing of its levels than one of 20)."""
+        return {**self.sampler, **self.schedules.get(steps, {}), "steps": steps}
+
     def to_dict(self) -> dict:
-        return {"name": self.name, "description": self.description, "sigma_y": self.sigma_y,
+        data = {"name": self.name, "description": self.description, "sigma_y": self.sigma_y,
                 "operator": dict(self.operator), "sampler": dict(self.sampler)}
+        if self.schedules:
+            data["schedules"] = {steps: dict(settings) for steps, settings in self.schedules.items()}
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -205,12 +220,37 @@ def task_from_dict(data: dict, source: str = "<dict>") -> Task:
     operator_type = operator["type"]
     settings = _validate({k: v for k, v in operator.items() if k != "type"}, OPERATOR_FIELDS[operator_type],
                          "operator", source)
-    sampler = _validate(data.get("sampler") or {}, SAMPLER_FIELDS, "sampler", source)
-    if sampler["sigma_min"] >= sampler["sigma_max"]:
-        raise TaskError(f"{source}: 'sampler.sigma_min' must be below 'sampler.sigma_max'")
+    sampler = _validate_sampler(data.get("sampler") or {}, "sampler", source)
+    schedules = _validate_schedules(data.get("schedules") or {}, sampler, source)
     return Task(name=str(data["name"]), description=str(data.get("description", "")),
                 sigma_y=float(sigma_y), operator={"type": operator_type, **settings}, sampler=sampler,
-                source=source)
+                source=source, schedules=schedules)
+
+
+def _validate_sampler(values: dict, where: str, source: str) -> dict:
+    """A whole sampler section, checked and with defaults filled, its levels in order."""
+    sampler = _validate(values, SAMPLER_FIELDS, where, source)
+    if sampler["sigma_min"] >= sampler["sigma_max"]:
+        raise TaskError(f"{source}: '{where}.sigma_min' must be below '{where}.sigma_max'")
+    return sampler
+
+
+def _validate_schedules(schedules: dict, sampler: dict, source: str) -> dict:
+    """``schedules``: step counts (other than the sampler's own) to the sampler settings that
+    differ at that count; each is checked merged into ``sampler``."""
+    if not isinstance(schedules, dict):
+        raise TaskError(f"{source}: 'schedules' must be a mapping of step counts, got {type(schedules).__name__}")
+    checked = {}
+    for steps, settings in schedules.items():
+        where = f"schedules.{steps}"
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or steps == sampler["steps"]:
+            raise TaskError(f"{source}: '{where}': a schedule's key is a number of steps >= 1 other than "
+                            f"'sampler.steps' ({sampler['steps']})")
+        if not isinstance(settings, dict) or "steps" in settings:
+            raise TaskError(f"{source}: '{where}' must be a mapping of sampler settings other than 'steps'")
+        merged = _validate_sampler({**sampler, **settings, "steps": steps}, where, source)
+        checked[steps] = {key: merged[key] for key in settings}
+    return checked
 
 
 def available_tasks() -> list[str]:

@@ -141,6 +141,18 @@ methods:
     calls.clear()
     run_suite(load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "3"))), out, resume=True, progress=False)
     assert sorted(calls) == ["ncvsd 3", "ncvsd 3"]
+    # a schedule for another step count reruns only that count's cells, and they run it
+    monkeypatch.setattr(runner, "load_task", original)
+    suite_two = load_suite(write_suite(tmp_path, suite_text.replace("STEPS", "2, 3")))
+    before = {r["method"]: r for r in run_suite(suite_two, out, resume=True, progress=False)}
+    scheduled = {3: {"rho": 3.0, "sigma_max": 2.0}}
+    monkeypatch.setattr(runner, "load_task",
+                        lambda name: task_from_dict({**original(name).to_dict(), "schedules": scheduled}))
+    calls.clear()
+    after = {r["method"]: r for r in run_suite(suite_two, out, resume=True, progress=False)}
+    assert sorted(calls) == ["ncvsd 3", "ncvsd 3"]
+    assert after["ncvsd 2"]["psnr"] == before["ncvsd 2"]["psnr"]
+    assert after["ncvsd 3"]["psnr"] != before["ncvsd 3"]["psnr"]
     # the problem itself (here its noise) reaches every method
     monkeypatch.setattr(runner, "load_task", lambda name: task_from_dict({**original(name).to_dict(), "sigma_y": 0.1}))
     calls.clear()

@@ -55,6 +55,13 @@ def write_preset(tmp_path, mutate):
     (lambda d: d.update(sigma_y=-1), "'sigma_y' = -1 is out of range"),
     (lambda d: d["operator"].update(type="warp"), "'operator.type' = 'warp'"),
     (lambda d: d.pop("operator"), "missing key 'operator'"),
+    (lambda d: d.update(schedules=[50]), "'schedules' must be a mapping of step counts"),
+    (lambda d: d.update(schedules={20: {"rho": 2.0}}), r"'schedules.20': .* other than 'sampler.steps' \(20\)"),
+    (lambda d: d.update(schedules={0: {"rho": 2.0}}), r"'schedules.0': a schedule's key is a number of steps >= 1"),
+    (lambda d: d.update(schedules={50: {"steps": 40}}), "'schedules.50' must be a mapping of sampler settings"),
+    (lambda d: d.update(schedules={50: {"rh": 2.0}}), "unknown key 'schedules.50.rh'"),
+    (lambda d: d.update(schedules={50: {"rho": -1.0}}), r"'schedules.50.rho' = -1.0 is out of range"),
+    (lambda d: d.update(schedules={50: {"sigma_min": 100.0}}), "'schedules.50.sigma_min' must be below"),
 ])
 def test_bad_presets_name_key_and_file(tmp_path, mutate, message):
     path = write_preset(tmp_path, mutate)
@@ -90,3 +97,22 @@ def test_phase_retrieval_preset_sets_the_langevin_steps():
     data["operator"]["langevin_steps"] = 0
     with pytest.raises(TaskError, match="'operator.langevin_steps' = 0 is out of range"):
         task_from_dict(data, "pr.yaml")
+
+
+def test_a_schedule_replaces_the_settings_at_its_step_count_only(tmp_path):
+    from ncvsd_inverse.problem import with_sampler_settings
+
+    base = load_task("sr4x")
+    task = task_from_dict({**base.to_dict(), "schedules": {50: {"rho": 2.0, "ema_sigma": 1.0, "ema_decay": 0.6}}})
+    path = tmp_path / "mine.yaml"
+    path.write_text(task.to_yaml())
+    assert load_task(path).schedules == {50: {"rho": 2.0, "ema_sigma": 1.0, "ema_decay": 0.6}}
+    at_50 = with_sampler_settings(task, 50).sampler
+    assert at_50 == {**base.sampler, "steps": 50, "rho": 2.0, "ema_sigma": 1.0, "ema_decay": 0.6}
+    assert with_sampler_settings(task, 10).sampler == {**base.sampler, "steps": 10}  # no schedule: only the count
+    assert with_sampler_settings(task, 50, rho=3.0).sampler["rho"] == 3.0  # what the caller sets wins
+    # the preset as it is keeps its schedules; settings changed by hand or by a count do not
+    assert with_sampler_settings(task).schedules == with_sampler_settings(task, 20).schedules == task.schedules
+    assert with_sampler_settings(task, rho=3.0).schedules == {}
+    resolved = with_sampler_settings(task, 50)
+    assert resolved.schedules == {} and with_sampler_settings(resolved, 20).sampler["rho"] == 2.0

@@ -311,10 +311,11 @@ def _write_finished(suite: Suite, out: Path, crops, digests: dict, interim: bool
 
 
 def cell_task(method: Method, task) -> dict:
-    """What a cell's key holds of its task: the whole preset for methods that read the sampler
-    settings, else only the problem (name, noise, operator), which fixes the measurement."""
-    task_dict = task.to_dict()
-    return task_dict if method.uses_sampler_settings else {k: v for k, v in task_dict.items() if k != "sampler"}
+    """What a cell's key holds of its task: the preset for methods that read the sampler settings
+    (without its schedules for other step counts: the variant names the one it runs), else only
+    the problem (name, noise, operator), which fixes the measurement."""
+    dropped = {"schedules"} if method.uses_sampler_settings else {"schedules", "sampler"}
+    return {k: v for k, v in task.to_dict().items() if k not in dropped}
 
 
 def plan(suite: Suite, crops, digests: dict, indices: list[int]):

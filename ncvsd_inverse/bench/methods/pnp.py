@@ -23,8 +23,11 @@ class PnP(Method):
         return out
 
     def variants(self, settings, problem):
+        """One per step count; a count with its own schedule in the preset names it, so that the
+        cell's key changes with that schedule (the key holds the preset without its schedules)."""
         steps = settings["steps"] or [problem.settings["steps"]]
-        return [{**settings, "steps": s} for s in steps]
+        schedules = problem.task.schedules
+        return [{**settings, "steps": s, **({"schedule": schedules[s]} if s in schedules else {})} for s in steps]
 
     def label(self, variant):
         return f"{self.name} {variant['steps']}"
