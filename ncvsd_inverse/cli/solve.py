@@ -120,7 +120,8 @@ def _tile_option(value: str) -> int | str | None:
               help="With --prior teacher, the denoiser: an ncvsd-train checkpoint or run folder, diffusers:PATH "
                    "(a UNet2DModel pipeline folder) or deepinv:NAME:WEIGHTS (drunet, diffunet-ffhq, "
                    "diffunet-imagenet). Default: the shipped teacher.")
-@click.option("--steps", type=click.IntRange(min=1), help="Sampler steps (= network evaluations).")
+@click.option("--steps", type=click.IntRange(min=1), help="Sampler steps (= NFE; default: the preset's); "
+              "a count with its own schedule in the preset runs that schedule.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler (and of --simulate's noise).")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
