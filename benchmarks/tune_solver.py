@@ -19,19 +19,10 @@ import itertools
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from ncvsd_inverse import load_model, metrics, solve
-from ncvsd_inverse.io import read_centre_crops, read_name_list
+from ncvsd_inverse.bench.validation import mean_score, measured_crops, scored
 from ncvsd_inverse.machine import PRECISIONS
 from ncvsd_inverse.tasks import INITS, load_task, task_from_dict
-
-
-def mean_score(scores: list[dict], key: str) -> float | None:
-    """The mean of ``key`` over per-image scores, or None where any image lacks it (LPIPS unavailable)."""
-    values = [score[key] for score in scores]
-    return None if any(v is None for v in values) else float(np.mean(values))
 
 
 def main() -> None:
@@ -58,17 +49,14 @@ def main() -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    crops = read_centre_crops(args.data, read_name_list(args.list), args.first, args.crop)
     task = load_task(args.task)
     model = load_model(args.model, "generator" if args.prior == "ncvsd" else "teacher")
-    measurements, classical = [], []
-    for index, (_, clean) in enumerate(crops):
-        operator = task.build_operator(clean.shape)
-        y = operator.measure(clean, task.sigma_y, torch.Generator().manual_seed(index))
-        measurements.append((clean, y))
-        classical.append(metrics.image_scores(operator.classical_estimate(y, task.sigma_y), clean))
+    measured = measured_crops(task, args.data, args.list, args.first, args.crop)
+    operators = [task.build_operator(clean.shape) for _, clean, _ in measured]
+    classical = [metrics.image_scores(operator.classical_estimate(y, task.sigma_y), clean)
+                 for operator, (_, clean, y) in zip(operators, measured)]
     reference = {key: value for key in ("psnr", "lpips") if (value := mean_score(classical, key)) is not None}
-    print(f"classical ({operator.classical_name}): " + "  ".join(f"{k} {v:.3f}" for k, v in reference.items()),
+    print(f"classical ({operators[0].classical_name}): " + "  ".join(f"{k} {v:.3f}" for k, v in reference.items()),
           flush=True)
     rows = []
     preset = task.sampler  # a setting not named on the command line keeps the preset's value
@@ -83,17 +71,9 @@ def main() -> None:
                     "ema_sigma": ema_sigma, "ema_decay": ema, "rho": rho, "restarts": restarts}
         variant = task if langevin_steps is None else task_from_dict(
             {**task.to_dict(), "operator": {**task.operator, "langevin_steps": langevin_steps}}, task.source)
-        scores, seconds = {"one": [], "mean": []}, []
-        for index, (clean, y) in enumerate(measurements):
-            result = solve(y, variant, model=model, prior=args.prior, runs=args.runs, steps=steps, seed=index,
-                           precision=args.precision, **settings)
-            scores["one"].append(metrics.image_scores(result.samples[0], clean))
-            scores["mean"].append(metrics.image_scores(result.mean, clean))
-            seconds.append(result.seconds)
-        row = {**settings, "steps": steps, "langevin_steps": langevin_steps, "seconds": float(np.mean(seconds))}
-        for which, values in scores.items():
-            for key in ("psnr", "lpips"):
-                row[f"{key}_{which}"] = mean_score(values, key)
+        row = {**settings, "steps": steps, "langevin_steps": langevin_steps,
+               **scored(lambda index, y: solve(y, variant, model=model, prior=args.prior, runs=args.runs, steps=steps,
+                                               seed=index, precision=args.precision, **settings), measured)}
         rows.append(row)
         lpips_text = "" if row["lpips_one"] is None else f" LPIPS {row['lpips_mean']:.3f} / {row['lpips_one']:.3f}"
         print(f"s={scale:<7g} steps={steps:<4d} sigma_max={sigma_max:<5g} sigma_min={sigma_min:<6g} ema={ema:<5g} "
@@ -104,8 +84,9 @@ def main() -> None:
     print("best:", json.dumps(rows[0]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
+        images = [name for name, _, _ in measured]
         args.json.write_text(json.dumps({"task": args.task, "prior": args.prior,
-                                         "model": args.model or "shipped default", "images": [n for n, _ in crops],
+                                         "model": args.model or "shipped default", "images": images,
                                          "crop": args.crop, "runs": args.runs, "precision": args.precision,
                                          "classical": reference, "rows": rows}, indent=2))
 

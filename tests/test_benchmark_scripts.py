@@ -118,3 +118,34 @@ def test_train_throughput_times_the_steps_after_the_warm_up(tmp_path, monkeypatc
     for trainer in ("teacher", "distill"):
         assert 0 < row[f"{trainer}_s_per_step"] < 10
     assert row["teacher_images_per_s"] == pytest.approx(row["teacher_batch"] / row["teacher_s_per_step"])
+
+
+def test_validation_crops_are_measured_with_their_index_as_seed_and_scored_per_crop(tmp_path):
+    from ncvsd_inverse import metrics
+    from ncvsd_inverse.bench.validation import measured_crops, scored
+    from ncvsd_inverse.sampling import PosteriorResult
+    from ncvsd_inverse.tasks import load_task
+
+    names = [path.name for path in sorted(DATA.glob("*.png"))[:2]]
+    (tmp_path / "names.txt").write_text("\n".join(names) + "\n")
+    task = load_task("random_inpainting")
+    measured = measured_crops(task, DATA, tmp_path / "names.txt", 2, 32)
+    assert [name for name, _, _ in measured] == names
+    for index, (_, clean, y) in enumerate(measured):
+        again = task.build_operator(clean.shape).measure(clean, task.sigma_y, torch.Generator().manual_seed(index))
+        assert torch.equal(y, again)
+    assert not torch.equal(measured[0][2], measured[1][2])
+
+    def solve_crop(index, y):  # two "runs": the truth shifted by 0.1, and the truth
+        clean = measured[index][1]
+        samples = torch.stack([clean + 0.1, clean])
+        return PosteriorResult(samples=samples, mean=samples.mean(0), std=samples.std(0), measurement=y, nfe=1,
+                               network_calls=1, seconds=float(index + 1), network_seconds=0.0, sigmas=torch.ones(2))
+
+    row = scored(solve_crop, measured)
+    one = [metrics.image_scores(clean + 0.1, clean) for _, clean, _ in measured]
+    mean = [metrics.image_scores(clean + 0.05, clean) for _, clean, _ in measured]
+    for key in ("psnr", "lpips"):
+        assert row[f"{key}_one"] == pytest.approx(sum(s[key] for s in one) / 2, rel=1e-5)
+        assert row[f"{key}_mean"] == pytest.approx(sum(s[key] for s in mean) / 2, rel=1e-5)
+    assert row["seconds"] == 1.5 and row["psnr_mean"] > row["psnr_one"] + 5

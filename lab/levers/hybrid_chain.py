@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from validation import add_split_arguments, measured_crops, row_text, scored
+from validation import add_split_arguments, row_text, split_crops
 
 from ncvsd_inverse import load_model, solve
+from ncvsd_inverse.bench.validation import scored
 from ncvsd_inverse.problem import pose_problem
 from ncvsd_inverse.sampling import DenoiserPrior, GenerativePrior, SwitchedPrior
 from ncvsd_inverse.tasks import load_task
@@ -33,7 +34,7 @@ def main() -> None:
     add_split_arguments(parser)
     args = parser.parse_args()
     task = load_task(args.task)
-    measured = measured_crops(task, args)
+    measured = split_crops(task, args)
     generator = GenerativePrior(load_model(None, "generator"), 3, "float32")
     teacher = DenoiserPrior(load_model(None, "teacher"), 3, "float32")
     configs = [(order, switch) for order in args.order for switch in args.switch]

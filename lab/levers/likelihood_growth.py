@@ -17,9 +17,10 @@ import argparse
 import json
 import math
 
-from validation import add_split_arguments, measured_crops, row_text, scored
+from validation import add_split_arguments, row_text, split_crops
 
 from ncvsd_inverse import load_model, solve
+from ncvsd_inverse.bench.validation import scored
 from ncvsd_inverse.problem import pose_problem
 from ncvsd_inverse.tasks import load_task
 
@@ -44,7 +45,7 @@ def main() -> None:
     add_split_arguments(parser)
     args = parser.parse_args()
     task = load_task(args.task)
-    measured = measured_crops(task, args)
+    measured = split_crops(task, args)
     model = load_model(None, "generator")
     rows = []
     for growth in args.growth:

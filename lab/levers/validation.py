@@ -1,18 +1,13 @@
-"""The validation loop the lab's lever scripts share: the split, crops and seeds of
-benchmarks/tune_solver.py (seed = image index), one solve per crop, scores of one sample and of
-the mean of the runs. Validation images only, never test sets."""
+"""What the lab's lever scripts add to the package's validation loop
+(:mod:`ncvsd_inverse.bench.validation`, shared with benchmarks/tune_solver.py): the split's
+command-line arguments and a row's text. Validation images only, never test sets."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
-import torch
-
-from ncvsd_inverse import metrics
-from ncvsd_inverse.io import read_centre_crops, read_name_list
+from ncvsd_inverse.bench.validation import measured_crops
 
 
 def add_split_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,26 +20,9 @@ def add_split_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None)
 
 
-def measured_crops(task, args: argparse.Namespace) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    """``(name, clean, y)`` for each validation crop, measured with seed = its index."""
-    crops = read_centre_crops(args.data, read_name_list(args.list), args.first, args.crop)
-    measured = []
-    for index, (name, clean) in enumerate(crops):
-        y = task.build_operator(clean.shape).measure(clean, task.sigma_y, torch.Generator().manual_seed(index))
-        measured.append((name, clean, y))
-    return measured
-
-
-def scored(solve_crop: Callable, measured: list) -> dict:
-    """Mean PSNR / LPIPS of one sample and of the mean of the runs over the crops;
-    ``solve_crop(index, y)`` returns a :class:`~ncvsd_inverse.sampling.PosteriorResult`."""
-    scores = {"one": [], "mean": []}
-    for index, (_, clean, y) in enumerate(measured):
-        result = solve_crop(index, y)
-        scores["one"].append(metrics.image_scores(result.samples[0], clean))
-        scores["mean"].append(metrics.image_scores(result.mean, clean))
-    return {f"{key}_{which}": float(np.mean([v[key] for v in values]))
-            for which, values in scores.items() for key in ("psnr", "lpips")}
+def split_crops(task, args: argparse.Namespace) -> list:
+    """The measured crops of the split the arguments name (:func:`measured_crops`)."""
+    return measured_crops(task, args.data, args.list, args.first, args.crop)
 
 
 def row_text(row: dict, runs: int) -> str:
