@@ -27,6 +27,8 @@ def test_all_presets_load_and_build(tmp_path):
         path.write_text(task.to_yaml())
         assert load_task(path).to_dict() == task.to_dict()
     assert load_task("phase_retrieval").sampler["restarts"] == 4
+    for name in ("sr4x", "gaussian_deblur", "motion_deblur"):  # 50 steps at rho 2 (tuning round 14)
+        assert load_task(name).schedules == {50: {"rho": 2.0}}
     for name in ("random_inpainting", "box_inpainting"):  # tuned: a short chain redrawing biharmonic
         sampler = load_task(name).sampler
         assert sampler["init"] == "classical" and sampler["sigma_max"] <= 0.5 and sampler["steps"] <= 20
